@@ -1,0 +1,1 @@
+"""SkyGrid api package (to be built by its own issue)."""

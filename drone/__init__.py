@@ -1,0 +1,1 @@
+"""SkyGrid drone package (to be built by its own issue)."""

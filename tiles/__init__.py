@@ -1,0 +1,1 @@
+"""SkyGrid tiles package (to be built by its own issue)."""

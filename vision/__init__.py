@@ -1,0 +1,1 @@
+"""SkyGrid vision package (to be built by its own issue)."""
