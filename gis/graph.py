@@ -1,0 +1,321 @@
+"""Space-filling cells around building pieces and the adjacency graph the partitioner works on.
+
+Each atom (a building, stairwell or floor range) gets one cell: the Voronoi cells of points spread over its
+footprint, merged, clipped to its community. The cells tile the community, so any union of cells that is
+connected in the graph is one polygon, and grids built from cells tile the community without gaps or overlaps.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import shapely
+from numpy.typing import NDArray
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
+
+#: Spacing of the points spread over a footprint to seed its cell, metres.
+SEED_SPACING_M = 12.0
+_MAX_SEEDS_PER_SIDE = 6
+#: Shared boundary below which two cells are not neighbours (a corner touch), metres.
+MIN_SHARED_M = 0.05
+#: Cost factor of cutting between two cells separated by a road, river or wall: cuts prefer them.
+ROAD_CUT_FACTOR = 0.25
+_PRECISION_M = 0.001
+
+
+@dataclass(frozen=True)
+class AtomGraph:
+    """Atoms of one area as a weighted graph with their cells.
+
+    Attributes:
+        weights: households per atom.
+        xy: cell centroid per atom, metres.
+        area_m2: cell area per atom.
+        boundary_m: length of the cell's boundary shared with no other cell (the area's outline).
+        edges: neighbour pairs (i < j), shape (m, 2).
+        edge_length_m: shared boundary length per edge.
+        edge_cost: cutting cost per edge (length, discounted across roads).
+        group: compound index per atom, -1 when the atom's building has no compound.
+        building: building index per atom.
+        indivisible: True where an atom is above the micro-grid maximum and cannot be split.
+    """
+
+    weights: NDArray[np.int64]
+    xy: NDArray[np.float64]
+    area_m2: NDArray[np.float64]
+    boundary_m: NDArray[np.float64]
+    edges: NDArray[np.int64]
+    edge_length_m: NDArray[np.float64]
+    edge_cost: NDArray[np.float64]
+    group: NDArray[np.int64]
+    building: NDArray[np.int64]
+    indivisible: NDArray[np.bool_]
+
+    def __post_init__(self) -> None:
+        n = len(self.weights)
+        for name in ("xy", "area_m2", "boundary_m", "group", "building", "indivisible"):
+            if len(getattr(self, name)) != n:
+                raise ValueError(f"AtomGraph.{name} has {len(getattr(self, name))} rows, expected {n}")
+        if self.edges.shape != (len(self.edge_length_m), 2) or len(self.edge_cost) != len(self.edge_length_m):
+            raise ValueError(f"AtomGraph edges {self.edges.shape} do not match their lengths/costs")
+
+    def __len__(self) -> int:
+        return len(self.weights)
+
+    def subgraph(self, nodes: NDArray[np.int64]) -> AtomGraph:
+        """The graph induced by ``nodes`` (indices), renumbered 0..len(nodes)-1 in the given order."""
+        index = np.full(len(self), -1, dtype=np.int64)
+        index[nodes] = np.arange(len(nodes))
+        a, b = index[self.edges[:, 0]], index[self.edges[:, 1]]
+        keep = (a >= 0) & (b >= 0)
+        return AtomGraph(
+            self.weights[nodes],
+            self.xy[nodes],
+            self.area_m2[nodes],
+            self.boundary_m[nodes],
+            np.column_stack([a[keep], b[keep]]),
+            self.edge_length_m[keep],
+            self.edge_cost[keep],
+            self.group[nodes],
+            self.building[nodes],
+            self.indivisible[nodes],
+        )
+
+    def components(self) -> NDArray[np.int32]:
+        """Connected-component label per atom."""
+        return components(len(self), self.edges)
+
+
+def components(n: int, edges: NDArray[np.int64]) -> NDArray[np.int32]:
+    """Connected-component labels of an undirected graph of ``n`` nodes."""
+    if n == 0:
+        return np.zeros(0, dtype=np.int32)
+    matrix = coo_matrix((np.ones(len(edges)), (edges[:, 0], edges[:, 1])), shape=(n, n))
+    labels: NDArray[np.int32] = connected_components(matrix, directed=False)[1].astype(np.int32)
+    return labels
+
+
+def tessellate(footprints: NDArray[np.object_], area: shapely.Polygon) -> NDArray[np.object_]:
+    """One cell per footprint, tiling ``area``.
+
+    Args:
+        footprints: atom footprints in metres.
+        area: the polygon to tile (a community).
+
+    Returns:
+        Cells in footprint order; each is a Polygon, or empty where a footprint lies wholly outside ``area``.
+    """
+    if len(footprints) == 0:
+        return np.empty(0, dtype=object)
+    points, owner = _seed_points(footprints)
+    extent = shapely.buffer(shapely.envelope(shapely.union(area, shapely.multipoints(points))), 10.0)
+    if len(points) == 1:
+        voronoi_cells = np.array([extent], dtype=object)
+    else:
+        voronoi = shapely.voronoi_polygons(shapely.multipoints(points), extend_to=extent, ordered=True)
+        voronoi_cells = shapely.get_parts(voronoi)
+    cells = _merge_by_owner(voronoi_cells, owner, len(footprints))
+    clipped = shapely.set_precision(shapely.intersection(cells, area), _PRECISION_M)
+    return _absorb_orphans(clipped, footprints)
+
+
+def build_graph(
+    cells: NDArray[np.object_],
+    footprints: NDArray[np.object_],
+    *,
+    weights: NDArray[np.int64],
+    group: NDArray[np.int64],
+    building: NDArray[np.int64],
+    indivisible: NDArray[np.bool_],
+    barriers: NDArray[np.object_] | None = None,
+) -> AtomGraph:
+    """Neighbour graph of cells: an edge where two cells share a boundary, cheaper to cut across a barrier."""
+    edges, length = _shared_edges(cells)
+    xy = shapely.get_coordinates(shapely.centroid(np.where(shapely.is_empty(cells), footprints, cells)))
+    cost = length * np.where(_crosses(xy, edges, barriers), ROAD_CUT_FACTOR, 1.0)
+    shared = np.bincount(edges.ravel(), weights=np.repeat(length, 2), minlength=len(cells))
+    outline = np.maximum(shapely.length(cells) - shared, 0.0)
+    edges, length, cost = _link_isolated(xy, edges, length, cost, len(cells))
+    area = shapely.area(cells)
+    return AtomGraph(weights, xy, area, outline, edges, length, cost, group, building, indivisible)
+
+
+def _seed_points(footprints: NDArray[np.object_]) -> tuple[NDArray[np.float64], NDArray[np.int64]]:
+    """A lattice of points over each footprint's oriented rectangle, deduplicated; returns points and owners."""
+    rect = shapely.oriented_envelope(footprints)
+    ok = shapely.get_num_coordinates(rect) == 5
+    corners = np.zeros((len(footprints), 3, 2))
+    corners[ok] = shapely.get_coordinates(rect[ok]).reshape(-1, 5, 2)[:, :3]
+    corners[~ok] = shapely.get_coordinates(shapely.centroid(footprints[~ok]))[:, None, :]
+    side_a, side_b = corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 1]
+    na = np.clip(np.round(np.hypot(*side_a.T) / SEED_SPACING_M), 1, _MAX_SEEDS_PER_SIDE).astype(np.int64)
+    nb = np.clip(np.round(np.hypot(*side_b.T) / SEED_SPACING_M), 1, _MAX_SEEDS_PER_SIDE).astype(np.int64)
+    owner = np.repeat(np.arange(len(footprints)), na * nb)
+    rank = np.arange(len(owner)) - np.repeat(np.cumsum(na * nb) - na * nb, na * nb)
+    i, j = rank % na[owner], rank // na[owner]
+    points = (
+        corners[owner, 0]
+        + side_a[owner] * ((i + 0.5) / na[owner])[:, None]
+        + side_b[owner] * ((j + 0.5) / nb[owner])[:, None]
+    )
+    inside = shapely.contains_xy(footprints[owner], points[:, 0], points[:, 1])
+    surface = shapely.get_coordinates(shapely.point_on_surface(footprints))
+    points = np.vstack([surface, points[inside]])
+    owner = np.r_[np.arange(len(footprints)), owner[inside]]
+    _, first = np.unique(np.round(points, 3), axis=0, return_index=True)
+    first.sort()
+    return points[first], owner[first]
+
+
+def _merge_by_owner(cells: NDArray[np.object_], owner: NDArray[np.int64], n: int) -> NDArray[np.object_]:
+    """Union the Voronoi cells of each owner's seed points; owners without seeds get an empty cell."""
+    merged = np.full(n, shapely.Polygon(), dtype=object)
+    counts = np.bincount(owner, minlength=n)
+    single = counts[owner] == 1
+    merged[owner[single]] = cells[single]
+    order = np.argsort(owner[~single], kind="stable")
+    if len(order) == 0:
+        return merged
+    multi_owner, multi_cells = owner[~single][order], cells[~single][order]
+    starts = np.flatnonzero(np.r_[True, multi_owner[1:] != multi_owner[:-1]])
+    for start, stop in zip(starts, np.r_[starts[1:], len(order)], strict=True):
+        merged[multi_owner[start]] = shapely.coverage_union_all(multi_cells[start:stop])
+    return merged
+
+
+def _absorb_orphans(cells: NDArray[np.object_], footprints: NDArray[np.object_]) -> NDArray[np.object_]:
+    """Keep each cell's part that holds its footprint; give the other parts to the neighbour they touch most."""
+    result = cells.copy()
+    orphans: list[shapely.Geometry] = []
+    for i in np.flatnonzero(shapely.get_num_geometries(cells) > 1):
+        parts = shapely.get_parts(cells[i])
+        parts = parts[shapely.area(parts) > 0]
+        keep = int(
+            np.argmax(shapely.area(shapely.intersection(parts, footprints[i])) + 1e-9 * shapely.area(parts))
+        )
+        result[i] = parts[keep]
+        orphans.extend(np.delete(parts, keep))
+    pending = sorted(orphans, key=lambda p: -shapely.area(p))
+    while pending:
+        left = [part for part in pending if not _give_to_neighbour(result, part)]
+        if len(left) == len(pending):
+            raise RuntimeError(f"{len(left)} cell parts touch no cell; the tessellation would leave gaps")
+        pending = left
+    return result
+
+
+def _give_to_neighbour(cells: NDArray[np.object_], part: shapely.Geometry) -> bool:
+    """Merge ``part`` into a neighbour cell (in place): the one sharing most boundary that stays one polygon.
+
+    Returns False when the part touches no cell yet (its neighbours are orphans still to be placed). No area
+    is ever dropped: when no neighbour gives a single polygon, the part joins the neighbour sharing the most
+    boundary anyway (validation then reports that cell's grid as not connected).
+    """
+    near = shapely.STRtree(cells).query(part, predicate="intersects")
+    if len(near) == 0:
+        return False
+    near = near[np.argsort(-shapely.length(shapely.intersection(cells[near], part)), kind="stable")]
+    for target in near:
+        merged = _drop_slivers(shapely.set_precision(shapely.union(cells[target], part), _PRECISION_M))
+        if shapely.get_num_geometries(merged) == 1:
+            cells[target] = merged
+            return True
+    cells[near[0]] = shapely.union(cells[near[0]], part)
+    return True
+
+
+def _drop_slivers(geom: shapely.Geometry, min_area_m2: float = 0.01) -> shapely.Geometry:
+    parts = shapely.get_parts(geom)
+    if len(parts) <= 1:
+        return geom
+    big = parts[shapely.area(parts) > min_area_m2]
+    return big[0] if len(big) == 1 else geom
+
+
+def _shared_edges(cells: NDArray[np.object_]) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
+    """Pairs of cells sharing more than :data:`MIN_SHARED_M` of boundary, with the shared length.
+
+    Cells are snapped to a common precision, so two neighbours share identical boundary segments: matching
+    segments is exact and fast. Where that leaves the cells in more pieces than geometry says (a vertex on
+    one side only), the geometric intersection is used instead.
+    """
+    edges, length = _matching_segments(cells)
+    if (
+        len(cells) > 1
+        and components(len(cells), edges).max() > components(len(cells), _touching(cells)).max()
+    ):
+        return _geometric_edges(cells)
+    return edges, length
+
+
+def _matching_segments(cells: NDArray[np.object_]) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
+    rings = shapely.get_rings(cells, return_index=True)
+    coords, ring = shapely.get_coordinates(rings[0], return_index=True)
+    owner = rings[1][ring]
+    same_ring = ring[1:] == ring[:-1]
+    start, stop, who = coords[:-1][same_ring], coords[1:][same_ring], owner[:-1][same_ring]
+    key = np.round(np.concatenate([np.minimum(start, stop), np.maximum(start, stop)], axis=1) * 1000)
+    lengths = np.hypot(*(stop - start).T)
+    _, seg_id = np.unique(key, axis=0, return_inverse=True)
+    order = np.lexsort((who, seg_id.ravel()))
+    seg, own, seg_len = seg_id.ravel()[order], who[order], lengths[order]
+    pair = (seg[1:] == seg[:-1]) & (own[1:] != own[:-1])
+    a, b = own[:-1][pair], own[1:][pair]
+    lo, hi = np.minimum(a, b), np.maximum(a, b)
+    unique, inverse = np.unique(np.column_stack([lo, hi]), axis=0, return_inverse=True)
+    total = np.bincount(inverse.ravel(), weights=seg_len[:-1][pair], minlength=len(unique))
+    keep = total > MIN_SHARED_M
+    return unique[keep].reshape(-1, 2).astype(np.int64), np.asarray(total[keep], dtype=np.float64)
+
+
+def _touching(cells: NDArray[np.object_]) -> NDArray[np.int64]:
+    left, right = shapely.STRtree(cells).query(cells, predicate="intersects")
+    keep = left < right
+    return np.column_stack([left[keep], right[keep]]).astype(np.int64)
+
+
+def _geometric_edges(cells: NDArray[np.object_]) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
+    pairs = _touching(cells)
+    left, right = pairs[:, 0], pairs[:, 1]
+    length = shapely.length(
+        shapely.intersection(shapely.boundary(cells[left]), shapely.boundary(cells[right]))
+    )
+    touch = length > MIN_SHARED_M
+    return pairs[touch], length[touch]
+
+
+def _crosses(
+    xy: NDArray[np.float64], edges: NDArray[np.int64], barriers: NDArray[np.object_] | None
+) -> NDArray[np.bool_]:
+    """Whether the segment between two cells' centroids crosses a barrier (road, river, wall)."""
+    crossing = np.zeros(len(edges), dtype=bool)
+    if barriers is None or len(barriers) == 0 or len(edges) == 0:
+        return crossing
+    segments = shapely.linestrings(np.stack([xy[edges[:, 0]], xy[edges[:, 1]]], axis=1))
+    _, hit = shapely.STRtree(segments).query(barriers, predicate="intersects")
+    crossing[hit] = True
+    return crossing
+
+
+def _link_isolated(
+    xy: NDArray[np.float64],
+    edges: NDArray[np.int64],
+    length: NDArray[np.float64],
+    cost: NDArray[np.float64],
+    n: int,
+) -> tuple[NDArray[np.int64], NDArray[np.float64], NDArray[np.float64]]:
+    """Tie atoms without a cell (footprint outside the area) to their nearest atom with a zero-length edge."""
+    lonely = np.setdiff1d(np.arange(n), edges.ravel())
+    if n < 2 or len(lonely) == 0:
+        return edges, length, cost
+    others = np.setdiff1d(np.arange(n), lonely) if len(lonely) < n else np.arange(n)
+    extra = []
+    for i in lonely:
+        candidates = others[others != i]
+        j = int(candidates[np.argmin(np.hypot(*(xy[candidates] - xy[i]).T))])
+        extra.append((min(i, j), max(i, j)))
+    added = np.asarray(extra, dtype=np.int64)
+    zeros = np.zeros(len(added))
+    return np.vstack([edges, added]), np.r_[length, zeros], np.r_[cost, zeros]

@@ -1,0 +1,473 @@
+"""Cut a graph of household-weighted atoms into connected, compact parts inside a household range.
+
+The solver works in three steps:
+
+1. **Coarsen**: atoms of one compound (or one building) become one node when the whole fits the maximum,
+   so compounds and buildings stay whole unless they must be split.
+2. **Bisect**: the area is cut in two recursively, each cut a sweep along one of several directions that
+   leaves both sides connected, each side's total feasible for its number of parts, and the shortest
+   boundary (cheaper along roads).
+3. **Refine**: boundary nodes move between neighbouring parts when that brings a part into range or shortens
+   the boundaries, never disconnecting a part.
+
+When the coarse graph leaves a part out of range, the solver retries on a finer graph (buildings, then
+atoms) and keeps the better result.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+import numpy as np
+from numpy.typing import NDArray
+
+from gis.graph import AtomGraph, components
+
+Coarsening = Literal["group", "building", "atom"]
+_LEVELS: tuple[Coarsening, ...] = ("group", "building", "atom")
+_CANDIDATES_CHECKED = 24
+_BALANCE_WEIGHT = 0.35
+_SHAPE_WEIGHT = 0.0
+_ROAD_WEIGHT = 0.5
+
+
+class Partitioner(Protocol):
+    """Anything that cuts an atom graph into parts of ``low``..``high`` households (peers included)."""
+
+    def partition(self, graph: AtomGraph, low: int, high: int) -> NDArray[np.int64]:
+        """Return a part label 0..k-1 per atom."""
+        ...
+
+
+@dataclass(frozen=True)
+class PartitionResult:
+    """Labels per atom and the coarsening level the labels were found at."""
+
+    labels: NDArray[np.int64]
+    level: Coarsening
+
+
+@dataclass(frozen=True)
+class BalancedBisection:
+    """SkyGrid's solver: coarsen, recursive connected bisection, boundary refinement.
+
+    Args:
+        angles: sweep directions tried per cut (spread over 180°).
+        refine_passes: maximum refinement sweeps over the boundary nodes.
+        seed: offsets the sweep directions; same seed, same result.
+        keep_groups: start from compounds kept whole (grids); False starts from buildings (micro-grids).
+    """
+
+    angles: int = 12
+    refine_passes: int = 10
+    seed: int = 0
+    keep_groups: bool = True
+
+    def partition(self, graph: AtomGraph, low: int, high: int) -> NDArray[np.int64]:
+        """Return a part label per atom (see :meth:`solve`)."""
+        return self.solve(graph, low, high).labels
+
+    def solve(self, graph: AtomGraph, low: int, high: int) -> PartitionResult:
+        """Cut ``graph`` into connected parts of ``low``..``high`` households where possible.
+
+        Args:
+            graph: a connected atom graph.
+            low: minimum households per part.
+            high: maximum households per part.
+
+        Returns:
+            The best labelling found and the coarsening level it used.
+        """
+        total = int(graph.weights.sum())
+        if total <= high or len(graph) <= 1:
+            return PartitionResult(np.zeros(len(graph), dtype=np.int64), "group")
+        best: tuple[tuple[float, ...], PartitionResult] | None = None
+        levels = _LEVELS if self.keep_groups else _LEVELS[1:]
+        for level in levels:
+            for k in part_counts(total, low, high):
+                labels = self._solve_at(graph, level, k, low, high)
+                score = _score(graph, labels, low, high)
+                if best is None or score < best[0]:
+                    best = (score, PartitionResult(labels, level))
+                if score[:2] == (0.0, 0.0):
+                    return best[1]
+        assert best is not None
+        return best[1]
+
+    def _solve_at(
+        self, graph: AtomGraph, level: Coarsening, k: int, low: int, high: int
+    ) -> NDArray[np.int64]:
+        mapping = coarse_labels(graph, level, high)
+        coarse = coarsen(graph, mapping)
+        labels = _bisect(coarse, k, low, high, self._directions())
+        labels = _refine(coarse, labels, low, high, self.refine_passes)
+        return _dense(labels[mapping])
+
+    def _directions(self) -> NDArray[np.float64]:
+        offset = (self.seed * 0.61803398875) % 1.0
+        theta = (np.arange(self.angles) + offset) * math.pi / self.angles
+        return np.column_stack([np.cos(theta), np.sin(theta)])
+
+
+def part_counts(total: int, low: int, high: int) -> list[int]:
+    """Numbers of parts to try for ``total`` households, best first.
+
+    Feasible counts (``k*low <= total <= k*high``) come first, those nearest the middle of the range first;
+    when none is feasible the two neighbours of the gap are returned, the one nearer the range first.
+
+    Example:
+        >>> part_counts(4000, 300, 500)
+        [10, 9, 11]
+        >>> part_counts(550, 300, 500)
+        [2, 1]
+    """
+    if total <= high:
+        return [1]
+    k_min, k_max = math.ceil(total / high), total // low
+    if k_min <= k_max:
+        middle = (low + high) / 2
+        return sorted(range(k_min, k_max + 1), key=lambda k: (abs(total / k - middle), k))[:3]
+    options = [k_max, k_min] if k_max >= 1 else [k_min]
+    return sorted(options, key=lambda k: _relative_violation(total / k, low, high))
+
+
+def coarse_labels(graph: AtomGraph, level: Coarsening, high: int) -> NDArray[np.int64]:
+    """Coarse node per atom: connected pieces of one compound/building whose households fit ``high``."""
+    label = np.arange(len(graph), dtype=np.int64)
+    keys = {"atom": [], "building": [graph.building], "group": [graph.building, graph.group]}[level]
+    for key in keys:
+        same = (key[graph.edges[:, 0]] == key[graph.edges[:, 1]]) & (key[graph.edges[:, 0]] >= 0)
+        comp = components(len(graph), graph.edges[same]).astype(np.int64)
+        fits = (np.bincount(comp, weights=graph.weights)[comp] <= high) & (key >= 0)
+        label = np.where(fits, len(graph) + comp, label)
+    return _dense(label)
+
+
+def coarsen(graph: AtomGraph, mapping: NDArray[np.int64]) -> AtomGraph:
+    """Collapse atoms sharing a coarse label into one node (weights summed, edges merged)."""
+    n = int(mapping.max()) + 1 if len(mapping) else 0
+    area = np.bincount(mapping, weights=graph.area_m2, minlength=n)
+    mass = np.where(graph.area_m2 > 0, graph.area_m2, 1e-6)
+    xy = (
+        np.column_stack([np.bincount(mapping, weights=graph.xy[:, i] * mass, minlength=n) for i in (0, 1)])
+        / np.bincount(mapping, weights=mass, minlength=n)[:, None]
+    )
+    a, b = mapping[graph.edges[:, 0]], mapping[graph.edges[:, 1]]
+    keep = a != b
+    pairs = np.column_stack([np.minimum(a, b), np.maximum(a, b)])[keep]
+    unique, inverse = np.unique(pairs, axis=0, return_inverse=True) if len(pairs) else (pairs, pairs[:, 0])
+    first = np.zeros(n, dtype=np.int64)
+    first[mapping[::-1]] = np.arange(len(mapping))[::-1]
+    return AtomGraph(
+        np.bincount(mapping, weights=graph.weights, minlength=n).astype(np.int64),
+        _f64(xy),
+        _f64(area),
+        _f64(np.bincount(mapping, weights=graph.boundary_m, minlength=n)),
+        unique.reshape(-1, 2).astype(np.int64),
+        _f64(np.bincount(inverse.ravel(), weights=graph.edge_length_m[keep], minlength=len(unique))),
+        _f64(np.bincount(inverse.ravel(), weights=graph.edge_cost[keep], minlength=len(unique))),
+        graph.group[first],
+        graph.building[first],
+        np.bincount(mapping, weights=graph.indivisible, minlength=n) > 0,
+    )
+
+
+def _bisect(
+    graph: AtomGraph, k: int, low: int, high: int, directions: NDArray[np.float64]
+) -> NDArray[np.int64]:
+    """Recursive bisection into ``k`` parts; returns a label per node."""
+    labels = np.zeros(len(graph), dtype=np.int64)
+    queue: deque[tuple[NDArray[np.int64], int]] = deque([(np.arange(len(graph), dtype=np.int64), k)])
+    next_label = 0
+    while queue:
+        nodes, parts = queue.popleft()
+        if parts == 1 or len(nodes) == 1:
+            labels[nodes] = next_label
+            next_label += 1
+            continue
+        left, right = _best_cut(graph.subgraph(nodes), parts, low, high, directions)
+        queue.append((nodes[left], parts // 2))
+        queue.append((nodes[right], parts - parts // 2))
+    return labels
+
+
+def _best_cut(
+    graph: AtomGraph, parts: int, low: int, high: int, directions: NDArray[np.float64]
+) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """The best sweep cut of a graph into a side for ``parts // 2`` parts and one for the rest."""
+    orders, scores = _sweep_scores(graph, parts, low, high, directions)
+    flat = np.argsort(scores, axis=None, kind="stable")[:_CANDIDATES_CHECKED]
+    neighbours = _neighbour_lists(graph)
+    sides = []
+    for index in flat:
+        direction, position = divmod(int(index), scores.shape[1])
+        side = np.zeros(len(graph), dtype=bool)
+        side[orders[direction, : position + 1]] = True
+        if _connected(neighbours, side) and _connected(neighbours, ~side):
+            return np.flatnonzero(side), np.flatnonzero(~side)
+        sides.append(side)
+    side = _repair_sides(graph, sides[0])
+    return np.flatnonzero(side), np.flatnonzero(~side)
+
+
+def _sweep_scores(
+    graph: AtomGraph, parts: int, low: int, high: int, directions: NDArray[np.float64]
+) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
+    """Sweep orders (one row per direction) and the score of every prefix cut (lower is better)."""
+    total, k1 = float(graph.weights.sum()), parts // 2
+    target = total * k1 / parts
+    first_low = max(k1 * low, total - (parts - k1) * high)
+    first_high = min(k1 * high, total - (parts - k1) * low)
+    scale_m = math.sqrt(max(float(graph.area_m2.sum()), 1.0) / parts)
+    orders = np.argsort(graph.xy @ directions.T, axis=0, kind="stable").T
+    prefix = np.cumsum(graph.weights[orders], axis=1)[:, :-1].astype(np.float64)
+    violation = np.maximum(0.0, np.maximum(first_low - prefix, prefix - first_high)) / (total / parts)
+    balance = np.abs(prefix - target) / (total / parts)
+    cut = _cut_costs(graph, orders) / scale_m
+    shape = _shape_costs(graph, orders, k1, parts - k1)
+    return orders, 100.0 * violation + cut + _BALANCE_WEIGHT * balance + shape
+
+
+def _shape_costs(
+    graph: AtomGraph, orders: NDArray[np.int64], k_left: int, k_right: int
+) -> NDArray[np.float64]:
+    """Non-compactness of both sides of each prefix cut: moment of inertia over that of a disc, minus one."""
+    area = graph.area_m2[orders] + 1e-9
+    xy = graph.xy - graph.xy.mean(axis=0)
+    x, y = xy[orders, 0], xy[orders, 1]
+    sums = [np.cumsum(v, axis=1) for v in (area, area * x, area * y, area * (x**2 + y**2))]
+    left = _inertia_ratio(*(s[:, :-1] for s in sums))
+    right = _inertia_ratio(*(s[:, -1:] - s[:, :-1] for s in sums))
+    return _SHAPE_WEIGHT * (left * k_left + right * k_right) / (k_left + k_right)
+
+
+def _inertia_ratio(
+    area: NDArray[np.float64], mx: NDArray[np.float64], my: NDArray[np.float64], m2: NDArray[np.float64]
+) -> NDArray[np.float64]:
+    """Second moment about the centroid divided by a disc's (A²/2π); 1 for a disc, larger when elongated."""
+    area = np.maximum(area, 1e-9)
+    inertia = np.maximum(m2 - (mx**2 + my**2) / area, 0.0)
+    return np.maximum(inertia / (area**2 / (2 * math.pi)) - 1.0, 0.0)
+
+
+def _cut_costs(graph: AtomGraph, orders: NDArray[np.int64]) -> NDArray[np.float64]:
+    """Cost of the edges crossing each prefix cut of each order (rows), cut after position 0..n-2."""
+    rows, n = orders.shape
+    position = np.empty_like(orders)
+    np.put_along_axis(position, orders, np.broadcast_to(np.arange(n), (rows, n)), axis=1)
+    a, b = position[:, graph.edges[:, 0]], position[:, graph.edges[:, 1]]
+    offset = (np.arange(rows) * (n + 1))[:, None]
+    cost = np.broadcast_to(graph.edge_cost, a.shape).ravel()
+    delta = np.bincount((np.minimum(a, b) + offset).ravel(), weights=cost, minlength=rows * (n + 1))
+    delta -= np.bincount((np.maximum(a, b) + offset).ravel(), weights=cost, minlength=rows * (n + 1))
+    return _f64(np.cumsum(delta.reshape(rows, n + 1), axis=1)[:, : n - 1])
+
+
+def _neighbour_lists(graph: AtomGraph) -> list[list[int]]:
+    neighbours: list[list[int]] = [[] for _ in range(len(graph))]
+    for a, b in graph.edges.tolist():
+        neighbours[a].append(b)
+        neighbours[b].append(a)
+    return neighbours
+
+
+def _connected(neighbours: list[list[int]], mask: NDArray[np.bool_]) -> bool:
+    """Whether the nodes of ``mask`` form one connected, non-empty piece (breadth-first search)."""
+    nodes = np.flatnonzero(mask)
+    if len(nodes) <= 1:
+        return len(nodes) == 1
+    inside = mask.tolist()
+    seen = {int(nodes[0])}
+    stack = [int(nodes[0])]
+    while stack:
+        for other in neighbours[stack.pop()]:
+            if inside[other] and other not in seen:
+                seen.add(other)
+                stack.append(other)
+    return len(seen) == len(nodes)
+
+
+def _repair_sides(graph: AtomGraph, side: NDArray[np.bool_]) -> NDArray[np.bool_]:
+    """Make both sides connected: the minor pieces of each side join the other side."""
+    for flip in (False, True):
+        mask = side ^ flip
+        nodes = np.flatnonzero(mask)
+        comp = graph.subgraph(nodes).components()
+        if len(nodes) and comp.max() > 0:
+            keep = np.argmax(np.bincount(comp, weights=graph.area_m2[nodes] + 1e-9))
+            side[nodes[comp != keep]] = flip
+    if side.all() or not side.any():
+        side[:] = False
+        side[0] = True
+    return side
+
+
+def _refine(
+    graph: AtomGraph, labels: NDArray[np.int64], low: int, high: int, passes: int
+) -> NDArray[np.int64]:
+    """Move boundary nodes between neighbouring parts to fix ranges, then to raise compactness."""
+    state = _RefineState(graph, labels, low, high)
+    for _ in range(passes):
+        moved = 0
+        for node in _boundary_nodes(graph, state.labels):
+            target = state.best_move(int(node))
+            if target is not None:
+                state.move(int(node), target)
+                moved += 1
+        if moved == 0:
+            break
+    return state.labels
+
+
+_Links = dict[int, tuple[float, float]]
+
+
+class _RefineState:
+    """Parts' households, areas and perimeters, kept in step as nodes move (private to ``_refine``)."""
+
+    def __init__(self, graph: AtomGraph, labels: NDArray[np.int64], low: int, high: int) -> None:
+        self.graph, self.low, self.high = graph, low, high
+        self.labels = labels.copy()
+        self.neighbours = _adjacency(graph)
+        parts = int(labels.max()) + 1
+        self.weight = np.bincount(labels, weights=graph.weights, minlength=parts).astype(np.int64)
+        self.area = np.bincount(labels, weights=graph.area_m2, minlength=parts)
+        cut = labels[graph.edges[:, 0]] != labels[graph.edges[:, 1]]
+        ends = labels[graph.edges[cut].ravel()]
+        self.perimeter = np.bincount(labels, weights=graph.boundary_m, minlength=parts)
+        self.perimeter += np.bincount(ends, weights=np.repeat(graph.edge_length_m[cut], 2), minlength=parts)
+
+    def best_move(self, node: int) -> int | None:
+        """The part ``node`` should move to: range first, then compactness (Polsby-Popper); None to stay."""
+        home, links = int(self.labels[node]), self._links(node)
+        total = sum(length for length, _ in links.values())
+        inside, inside_cost = links.pop(home, (0.0, 0.0))
+        best, best_gain = None, (0.0, 1e-9)
+        for part, (length, cost) in links.items():
+            shape = self._shape_gain(node, home, part, inside, length, total)
+            road = _ROAD_WEIGHT * (cost - inside_cost) / max(float(self.perimeter[home]), 1.0)
+            gain = (self._range_gain(node, home, part), shape + road)
+            if gain > best_gain:
+                best, best_gain = part, gain
+        if best is None or not _stays_connected(self.neighbours, self.labels, node):
+            return None
+        return best
+
+    def move(self, node: int, target: int) -> None:
+        """Move ``node`` to part ``target``, updating households, areas and perimeters."""
+        home, links = int(self.labels[node]), self._links(node)
+        total = sum(length for length, _ in links.values())
+        inside, to_target = links.get(home, (0.0, 0.0))[0], links.get(target, (0.0, 0.0))[0]
+        outline = self.graph.boundary_m[node]
+        self.perimeter[home] += 2 * inside - total - outline
+        self.perimeter[target] += total - 2 * to_target + outline
+        self.weight[home] -= self.graph.weights[node]
+        self.weight[target] += self.graph.weights[node]
+        self.area[home] -= self.graph.area_m2[node]
+        self.area[target] += self.graph.area_m2[node]
+        self.labels[node] = target
+
+    def _links(self, node: int) -> _Links:
+        links: _Links = {}
+        for other, (length, cost) in self.neighbours[node].items():
+            part = int(self.labels[other])
+            old = links.get(part, (0.0, 0.0))
+            links[part] = (old[0] + length, old[1] + cost)
+        return links
+
+    def _range_gain(self, node: int, home: int, part: int) -> float:
+        w = int(self.graph.weights[node])
+        low, high = self.low, self.high
+        before = _violation(self.weight[home], low, high) + _violation(self.weight[part], low, high)
+        after = _violation(self.weight[home] - w, low, high) + _violation(self.weight[part] + w, low, high)
+        return float(before - after)
+
+    def _shape_gain(
+        self, node: int, home: int, part: int, inside: float, to_part: float, total: float
+    ) -> float:
+        """Change of the two parts' summed Polsby-Popper if ``node`` moves from ``home`` to ``part``."""
+        a, outline = self.graph.area_m2[node], self.graph.boundary_m[node]
+        home_p = self.perimeter[home] + 2 * inside - total - outline
+        part_p = self.perimeter[part] + total - 2 * to_part + outline
+        before = _pp(self.area[home], self.perimeter[home]) + _pp(self.area[part], self.perimeter[part])
+        return _pp(self.area[home] - a, home_p) + _pp(self.area[part] + a, part_p) - before
+
+
+def _pp(area: float, perimeter: float) -> float:
+    return float(4 * math.pi * area / perimeter**2) if perimeter > 0 else 0.0
+
+
+def _stays_connected(neighbours: list[_Links], labels: NDArray[np.int64], node: int) -> bool:
+    """Whether ``node``'s part stays connected (and non-empty) without it."""
+    home = labels[node]
+    same = [other for other in neighbours[node] if labels[other] == home]
+    if not same:
+        return False
+    if len(same) == 1:
+        return True
+    seen, stack, goal = {same[0]}, [same[0]], set(same)
+    while stack and not goal <= seen:
+        current = stack.pop()
+        for other in neighbours[current]:
+            if other != node and other not in seen and labels[other] == home:
+                seen.add(other)
+                stack.append(other)
+    return goal <= seen
+
+
+def _adjacency(graph: AtomGraph) -> list[_Links]:
+    """Per node: neighbour → (shared length, cutting cost)."""
+    neighbours: list[_Links] = [{} for _ in range(len(graph))]
+    rows = zip(graph.edges.tolist(), graph.edge_length_m.tolist(), graph.edge_cost.tolist(), strict=True)
+    for (a, b), length, cost in rows:
+        for x, y in ((a, b), (b, a)):
+            old = neighbours[x].get(y, (0.0, 0.0))
+            neighbours[x][y] = (old[0] + length, old[1] + cost)
+    return neighbours
+
+
+def _boundary_nodes(graph: AtomGraph, labels: NDArray[np.int64]) -> NDArray[np.int64]:
+    cut = labels[graph.edges[:, 0]] != labels[graph.edges[:, 1]]
+    return np.unique(graph.edges[cut].ravel())
+
+
+def _violation(households: int | np.int64, low: int, high: int) -> int:
+    return int(max(0, low - households, households - high))
+
+
+def _relative_violation(households: float, low: int, high: int) -> float:
+    return max(0.0, (low - households) / low, (households - high) / high)
+
+
+def _score(graph: AtomGraph, labels: NDArray[np.int64], low: int, high: int) -> tuple[float, ...]:
+    """Lower is better: disconnected parts, parts out of range, total violation, boundary cost."""
+    weight = np.bincount(labels, weights=graph.weights)
+    violation = np.maximum(0, np.maximum(low - weight, weight - high))
+    cut = labels[graph.edges[:, 0]] != labels[graph.edges[:, 1]]
+    return (
+        float(_disconnected_parts(graph, labels)),
+        float((violation > 0).sum()),
+        float(violation.sum()),
+        float(graph.edge_cost[cut].sum()),
+    )
+
+
+def _disconnected_parts(graph: AtomGraph, labels: NDArray[np.int64]) -> int:
+    same = labels[graph.edges[:, 0]] == labels[graph.edges[:, 1]]
+    comp = components(len(graph), graph.edges[same])
+    return int(len(np.unique(comp)) - len(np.unique(labels)))
+
+
+def _f64(values: NDArray[np.generic]) -> NDArray[np.float64]:
+    return np.asarray(values, dtype=np.float64)
+
+
+def _dense(labels: NDArray[np.int64]) -> NDArray[np.int64]:
+    """Relabel to 0..k-1 in order of first appearance."""
+    _, first, inverse = np.unique(labels, return_index=True, return_inverse=True)
+    rank = np.empty(len(first), dtype=np.int64)
+    rank[np.argsort(first, kind="stable")] = np.arange(len(first))
+    return rank[inverse.ravel()]
