@@ -75,6 +75,8 @@ _STREET_COMMUNITIES = (8, 16)
 _ZERO_BLOCK_P = 0.3
 _ZERO_BLOCK_MAX_HH = 3_000
 _LANDMARK_FLOORS = 33
+_LANDMARK_SHARE = 1.6
+_LANDMARK_TOWERS = 4
 _CORRECTION_PASSES = 12
 _COMPOUND_SPLITS = ((1, 1), (2, 1), (1, 2), (3, 1), (1, 3), (2, 2))
 _COMPOUND_SPLIT_P = (0.2, 0.2, 0.2, 0.1, 0.1, 0.2)
@@ -579,7 +581,7 @@ def _split_largest(runs: list[tuple[int, list[Cell]]]) -> bool:
 
 def _community_targets(sizes: Array, households: int, rng: np.random.Generator) -> Array:
     """Household targets proportional to block counts (jittered), clipped to the range, summing to the total."""
-    low = np.full(sizes.size, float(_COMMUNITY_TARGET[0]))
+    low = np.full(sizes.size, min(float(_COMMUNITY_TARGET[0]), 0.97 * households / sizes.size))
     high = np.minimum(float(_COMMUNITY_TARGET[1]), _BLOCK_CAPACITY * sizes)
     weights = sizes * rng.uniform(0.75, 1.25, sizes.size)
     lo_s, hi_s = 0.0, 2.0 * households / weights.min()
@@ -609,6 +611,8 @@ def _build_community(plan: _CommunityPlan, grid: _Grid, rng: np.random.Generator
     weights = rng.uniform(0.7, 1.3, len(plan.cells))
     if zero >= 0:
         weights[zero] = 0.0
+    if plan.landmark:
+        weights[0] *= _LANDMARK_SHARE
     remaining = float(plan.target)
     for k, cell in enumerate(plan.cells):
         _add_cell_zones(grid, cell, sink)
@@ -786,7 +790,7 @@ def _build_residential_block(block: _Block, target: float, rng: np.random.Genera
 def _kind_candidates(target: float, landmark: bool, rng: np.random.Generator) -> list[str]:
     """Block kinds to try, the first drawn by the households needed, then denser ones."""
     if landmark:
-        return ["highrise", "highrise_dense"]
+        return ["highrise_dense"]
     if target >= 2_600:
         first = str(rng.choice(["highrise", "resettlement"], p=[0.55, 0.45]))
     elif target >= 1_300:
@@ -862,7 +866,9 @@ def _compound_slots(
     slots |= {"kind": np.full(n, style.kind, dtype=object), "tunable": np.full(n, style.tunable)}
     slots["col_gap"] = np.full(n, style.col_gap_m)
     slots["priority"] = np.hypot(lx, ly) / max(float(np.hypot(lx, ly).max()), 1.0) + rng.uniform(0, 0.05, n)
-    inside = shapely.within(_rects(slots, lx, ly, slots["length"] / 2, np.full(n, depth_m / 2)), _prepared_inset(part))
+    inside = shapely.within(
+        _rects(slots, lx, ly, slots["length"] / 2, np.full(n, depth_m / 2)), _prepared_inset(part)
+    )
     return _finish_slots(_take(slots, inside), style, landmark)
 
 
@@ -915,7 +921,7 @@ def _finish_slots(slots: Columns, style: _Style, landmark: bool) -> Columns:
         slots["floors"][top] = _LANDMARK_FLOORS
         slots["landmark"][top] = True
         slots["priority"][top] = np.inf
-        slots["tunable"][top] = False
+        slots["tunable"][:] = False
     products = slots["floors"] * slots["units"] * slots["hh_per_floor"]
     slots["hh"] = np.ones_like(products) if style.single_household else products
     return slots
@@ -931,12 +937,15 @@ def _empty_slots() -> Columns:
 
 
 def _fill(slots: Columns, target: float) -> Array:
-    """Keep buildings in priority order (outer rows first, so compound centres stay green) up to ``target``."""
+    """Keep buildings in priority order (outer rows first, so compound centres stay green) up to ``target``.
+
+    A landmark block keeps its landmark and at least a few more of its towers, whatever the target.
+    """
     order = np.argsort(-slots["priority"], kind="stable")
     cumulative = np.concatenate([[0], np.cumsum(slots["hh"][order])])
     count = int(np.argmin(np.abs(cumulative - target)))
     if slots["landmark"].any():
-        count = max(count, 1)
+        count = min(max(count, _LANDMARK_TOWERS), order.size)
     keep = np.zeros(order.size, dtype=bool)
     keep[order[:count]] = True
     return keep

@@ -83,7 +83,7 @@ def split_buildings(buildings: gpd.GeoDataFrame, rules: GridRules) -> Atoms:
     split_units = (units > 1) & ((households > rules.micro_max) | (2 * households >= rules.micro_min))
     units = np.where(split_units, units, 1)
     building, unit, unit_households = _split_by_unit(households, units)
-    pieces = _floor_pieces(unit_households, floors[building], rules.micro_max)
+    pieces = _floor_pieces(unit_households, floors[building], rules)
     atoms_building = np.repeat(building, pieces)
     atoms_unit = np.repeat(unit, pieces)
     atom_households, floor_from, floor_to = _split_by_floor(unit_households, floors[building], pieces)
@@ -105,10 +105,16 @@ def _split_by_unit(
 
 
 def _floor_pieces(
-    households: NDArray[np.int64], floors: NDArray[np.int64], maximum: int
+    households: NDArray[np.int64], floors: NDArray[np.int64], rules: GridRules
 ) -> NDArray[np.int64]:
-    """How many floor ranges each stairwell needs: enough to fit ``maximum``, at most one per floor."""
-    needed = np.maximum(1, -(-households // maximum))
+    """How many floor ranges each stairwell is cut into, at most one per floor.
+
+    Pieces hold at most half the micro-grid minimum, so that two or three of them always combine into the
+    range: an 88-household stairwell cut into halves of 44, or whole stairwells of 45, leave no way to reach
+    50–80. Pieces that end up in the same micro-grid are merged back into one row of the plan.
+    """
+    piece = max(1, rules.micro_min // 2)
+    needed = np.maximum(1, -(-households // piece))
     return np.where(floors > 0, np.minimum(needed, np.maximum(floors, 1)), 1).astype(np.int64)
 
 
