@@ -841,35 +841,38 @@ def _compound_slots(
     """Candidate buildings of one compound: a slightly rotated grid of rows kept where it fits the walls."""
     depth_m = rng.uniform(*style.depth_m)
     model = _compound_model(style, part, landmark, rng)
-    slot_len_m = float(
-        np.max(_length_m(style, np.asarray(style.units if model is None else model[0]), model))
-    )
-    frame, lx, ly, row = _slot_grid(
-        part, slot_len_m + style.col_gap_m, depth_m + rng.uniform(*style.row_gap_m), rng
-    )
+    choices = np.asarray(style.units if model is None else model[0])
+    slot_len_m = float(np.max(_length_m(style, choices, model)))
+    pitch_y_m = depth_m + rng.uniform(*style.row_gap_m)
+    frame, lx, ly, row = _slot_grid(part, slot_len_m + style.col_gap_m, pitch_y_m, rng)
     n = lx.size
-    units = rng.choice(style.units, n) if model is None else np.full(n, model[0])
-    hpf = np.full(n, style.hh_per_floor[0] if model is None else model[1])
-    floors = rng.integers(style.floors[0], style.floors[1] + 1, n)
-    slots: Columns = {
-        **{k: np.full(n, v) for k, v in frame.items()},
-        "lx": lx,
-        "ly": ly,
-        "row": row + index * 10_000,
-    }
+    slots: Columns = {name: np.full(n, value) for name, value in frame.items()}
+    slots |= {"lx": lx, "ly": ly, "row": row + index * 10_000, "compound": np.full(n, index)}
     slots |= {
-        "length": _length_m(style, units, model),
         "depth": np.full(n, depth_m),
         "slot_len": np.full(n, slot_len_m),
+        "col_gap": np.full(n, style.col_gap_m),
     }
-    slots |= {"units": units, "hh_per_floor": hpf, "floors": floors, "compound": np.full(n, index)}
-    slots |= {"kind": np.full(n, style.kind, dtype=object), "tunable": np.full(n, style.tunable)}
-    slots["col_gap"] = np.full(n, style.col_gap_m)
+    slots |= _building_draws(style, model, n, rng)
     slots["priority"] = np.hypot(lx, ly) / max(float(np.hypot(lx, ly).max()), 1.0) + rng.uniform(0, 0.05, n)
-    inside = shapely.within(
-        _rects(slots, lx, ly, slots["length"] / 2, np.full(n, depth_m / 2)), _prepared_inset(part)
-    )
+    footprints = _rects(slots, lx, ly, slots["length"] / 2, slots["depth"] / 2)
+    inside = shapely.within(footprints, _prepared_inset(part))
     return _finish_slots(_take(slots, inside), style, landmark)
+
+
+def _building_draws(
+    style: _Style, model: tuple[int, int] | None, n: int, rng: np.random.Generator
+) -> Columns:
+    """Stairwells, households per floor, floors, length and type of ``n`` candidate buildings."""
+    units = rng.choice(style.units, n) if model is None else np.full(n, model[0])
+    return {
+        "units": units,
+        "hh_per_floor": np.full(n, style.hh_per_floor[0] if model is None else model[1]),
+        "floors": rng.integers(style.floors[0], style.floors[1] + 1, n),
+        "length": _length_m(style, units, model),
+        "kind": np.full(n, style.kind, dtype=object),
+        "tunable": np.full(n, style.tunable),
+    }
 
 
 def _compound_model(

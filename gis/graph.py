@@ -105,7 +105,8 @@ def tessellate(footprints: NDArray[np.object_], area: shapely.Polygon) -> NDArra
         area: the polygon to tile (a community).
 
     Returns:
-        Cells in footprint order; each is a Polygon, or empty where a footprint lies wholly outside ``area``.
+        Cells in footprint order; each is a Polygon (a footprint just outside ``area`` still gets the part of
+        the area nearest to it), or empty where none of the area is nearest to the footprint.
     """
     if len(footprints) == 0:
         return np.empty(0, dtype=object)

@@ -59,12 +59,14 @@ class BalancedBisection:
         refine_passes: maximum refinement sweeps over the boundary nodes.
         seed: offsets the sweep directions; same seed, same result.
         keep_groups: start from compounds kept whole (grids); False starts from buildings (micro-grids).
+        max_part_counts: how many numbers of parts to try per coarsening level, best first.
     """
 
     angles: int = 12
     refine_passes: int = 10
     seed: int = 0
     keep_groups: bool = True
+    max_part_counts: int = 6
 
     def partition(self, graph: AtomGraph, low: int, high: int) -> NDArray[np.int64]:
         """Return a part label per atom (see :meth:`solve`)."""
@@ -87,7 +89,7 @@ class BalancedBisection:
         best: tuple[tuple[float, ...], PartitionResult] | None = None
         levels = _LEVELS if self.keep_groups else _LEVELS[1:]
         for level in levels:
-            for k in part_counts(total, low, high):
+            for k in part_counts(total, low, high)[: self.max_part_counts]:
                 labels = self._solve_at(graph, level, k, low, high)
                 score = _score(graph, labels, low, high)
                 if best is None or score < best[0]:
@@ -120,7 +122,7 @@ def part_counts(total: int, low: int, high: int) -> list[int]:
 
     Example:
         >>> part_counts(4000, 300, 500)
-        [10, 9, 11]
+        [10, 11, 9, 12, 13, 8]
         >>> part_counts(550, 300, 500)
         [2, 1]
     """
@@ -129,7 +131,7 @@ def part_counts(total: int, low: int, high: int) -> list[int]:
     k_min, k_max = math.ceil(total / high), total // low
     if k_min <= k_max:
         middle = (low + high) / 2
-        return sorted(range(k_min, k_max + 1), key=lambda k: (abs(total / k - middle), k))[:3]
+        return sorted(range(k_min, k_max + 1), key=lambda k: (abs(total / k - middle), k))
     options = [k_max, k_min] if k_max >= 1 else [k_min]
     return sorted(options, key=lambda k: _relative_violation(total / k, low, high))
 

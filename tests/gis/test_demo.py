@@ -46,8 +46,18 @@ def large() -> DemoDistrict:
 
 
 def _community_households(demo: DemoDistrict) -> pd.Series[Any]:
-    buildings = demo.district.buildings
-    return buildings.groupby("community_code")["households"].sum()
+    totals: pd.Series[Any] = demo.district.buildings.groupby("community_code")["households"].sum()
+    return totals
+
+
+def _compounds(demo: DemoDistrict) -> gpd.GeoDataFrame:
+    assert demo.district.compounds is not None
+    return demo.district.compounds
+
+
+def _roads(demo: DemoDistrict) -> gpd.GeoDataFrame:
+    assert demo.district.roads is not None
+    return demo.district.roads
 
 
 def _overlap_area_m2(left: gpd.GeoDataFrame, right: gpd.GeoDataFrame, same: bool = False) -> float:
@@ -117,11 +127,11 @@ def test_building_columns_follow_the_contract(small: DemoDistrict) -> None:
     assert (buildings.geom_type == "Polygon").all()
     assert set(buildings["community_code"]) <= set(small.district.communities["community_code"])
     compound_ids = buildings["compound_id"].dropna()
-    assert set(compound_ids) <= set(small.district.compounds["compound_id"])
+    assert set(compound_ids) <= set(_compounds(small)["compound_id"])
 
 
 def test_communities_compounds_and_roads_have_codes_and_names(small: DemoDistrict) -> None:
-    communities, compounds = small.district.communities, small.district.compounds
+    communities, compounds = small.district.communities, _compounds(small)
     assert set(COMMUNITY_COLUMNS) <= set(communities.columns)
     assert set(COMPOUND_COLUMNS) <= set(compounds.columns)
     codes = communities["community_code"]
@@ -131,7 +141,7 @@ def test_communities_compounds_and_roads_have_codes_and_names(small: DemoDistric
     assert communities["name"].str.endswith("社区").all()
     assert compounds["compound_id"].is_unique
     assert compounds["name"].is_unique
-    assert set(small.district.roads["kind"]) == {"arterial", "secondary", "river"}
+    assert set(_roads(small)["kind"]) == {"arterial", "secondary", "river"}
 
 
 def test_communities_tile_the_district(metric: dict[str, gpd.GeoDataFrame]) -> None:
@@ -188,7 +198,7 @@ def test_building_mix_has_big_towers_busy_stairwells_and_public_buildings(small:
 def test_zones_have_ids_owners_and_stay_off_buildings(
     small: DemoDistrict, metric: dict[str, gpd.GeoDataFrame]
 ) -> None:
-    compound_ids = set(small.district.compounds["compound_id"])
+    compound_ids = set(_compounds(small)["compound_id"])
     for name in ZONE_LAYERS:
         zone = small.zones[name]
         assert len(zone), name

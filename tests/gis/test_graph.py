@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import pytest
 import shapely
@@ -12,10 +14,12 @@ from gis.graph import ROAD_CUT_FACTOR, AtomGraph, build_graph, components, tesse
 
 SQUARE = shapely.box(0.0, 0.0, 200.0, 200.0)
 L_SHAPE = shapely.Polygon([(0, 0), (200, 0), (200, 60), (60, 60), (60, 200), (0, 200)])
-U_SHAPE = shapely.Polygon([(0, 0), (240, 0), (240, 200), (180, 200), (180, 60), (60, 60), (60, 200), (0, 200)])
+U_SHAPE = shapely.Polygon(
+    [(0, 0), (240, 0), (240, 200), (180, 200), (180, 60), (60, 60), (60, 200), (0, 200)]
+)
 
 
-def _boxes(rects: list[tuple[float, float, float, float]]) -> NDArray[np.object_]:
+def _boxes(rects: Sequence[tuple[float, float, float, float]]) -> NDArray[np.object_]:
     return np.array([shapely.box(*r) for r in rects], dtype=object)
 
 
@@ -85,7 +89,8 @@ def test_tessellate_rotated_and_touching_footprints() -> None:
     [
         pytest.param(
             L_SHAPE,
-            [(10, 10 + 40 * i, 50, 30 + 40 * i) for i in range(5)] + [(70 + 40 * i, 10, 100 + 40 * i, 50) for i in range(3)],
+            [(10, 10 + 40 * i, 50, 30 + 40 * i) for i in range(5)]
+            + [(70 + 40 * i, 10, 100 + 40 * i, 50) for i in range(3)],
             id="L",
         ),
         pytest.param(
@@ -98,7 +103,7 @@ def test_tessellate_rotated_and_touching_footprints() -> None:
     ],
 )
 def test_tessellate_concave_community_has_no_gaps(
-    area: shapely.Polygon, rects: list[tuple[float, float, float, float]]
+    area: shapely.Polygon, rects: Sequence[tuple[float, float, float, float]]
 ) -> None:
     footprints = _boxes(rects)
     cells = tessellate(footprints, area)
@@ -238,7 +243,9 @@ def test_subgraph_renumbers_in_given_order() -> None:
     assert sub.indivisible.tolist() == [False, True, False]
     assert sub.xy[:, 0].tolist() == [3.0, 2.0, 4.0]
     # edges 2-3 (length 3) and 3-4 (length 4) survive as {0, 1} and {0, 2}; 1-2 and 0-1 are dropped
-    pairs = {frozenset((int(a), int(b))): float(c) for (a, b), c in zip(sub.edges, sub.edge_length_m, strict=True)}
+    pairs = {
+        frozenset((int(a), int(b))): float(c) for (a, b), c in zip(sub.edges, sub.edge_length_m, strict=True)
+    }
     assert pairs == {frozenset((0, 1)): 3.0, frozenset((0, 2)): 4.0}
     assert sorted(sub.edge_cost.tolist()) == [1.5, 2.0]
     assert sub.components().tolist() == [0, 0, 0]
