@@ -2,10 +2,10 @@
 
 The district is fictional but laid out like a new town in Suzhou: a grid of street blocks (330–450 m between
 road centre lines) separated by 40 m arterials and 20 m secondary roads, a meandering river across it,
-communities (社区) of about 2,200–5,800 households that tile the district along road and river centre lines,
-walled compounds (小区) inside the blocks, and the building types of a Chinese city: 6-storey walk-ups (多层),
-high-rise towers (高层), resettlement slabs (安置房), villas (别墅), schools, markets, kindergartens and one
-community service centre per community. Alongside come the zones a vision model needs: parking bays, fire
+communities (社区) of 1,500–6,500 households (mostly 2,200–5,800) that tile the district along road and river
+centre lines, walled compounds (小区) inside the blocks, and the building types of a Chinese city: 6-storey
+walk-ups (多层), high-rise towers (高层), resettlement slabs (安置房), villas (别墅), schools, markets,
+kindergartens and one community service centre per community. Alongside come the zones a vision model needs: parking bays, fire
 lanes, green space and public space.
 
 Everything is built in UTM 51N (metres) and converted to WGS-84 at the end. One ``numpy`` generator drives
@@ -98,7 +98,7 @@ _FACILITY_GAP_M = 12.0
 _FACILITY_PLOT_EXTRA_M = 34.0
 
 _NAME_HEADS = "星金银玉翠锦华新青碧桂荷莲月春秀明和安康泰瑞祥福乐兴盛丰嘉景清润澄静雅永丽宏"
-_COMMUNITY_TAILS = "湖港塘桥湾浦泾庄里坊洲河溪浜滨林城"
+_COMMUNITY_TAILS = "湖港塘桥湾浦泾庄里坊洲河溪浜滨林城苑园亭山岭泉汀渚堤渡埠"
 _COMPOUND_MIDDLES = "桂湖苑庭园林山水溪枫竹兰梅松柏锦绣阳光悦澜韵馨翠华"
 _COMPOUND_TAILS = (
     "苑",
@@ -272,8 +272,11 @@ class _Table:
 class _NamePool:
     """Unique Chinese names in random order from head × middle × tail, with 二期… once exhausted."""
 
-    def __init__(self, middles: Sequence[str], tails: Sequence[str], rng: np.random.Generator) -> None:
+    def __init__(
+        self, middles: Sequence[str], tails: Sequence[str], rng: np.random.Generator, suffix: str = ""
+    ) -> None:
         self._names = [h + m + t for h in _NAME_HEADS for m in middles if m != h for t in tails]
+        self._suffix = suffix
         self._order = rng.permutation(len(self._names))
         self._count = 0
 
@@ -282,7 +285,8 @@ class _NamePool:
         k, self._count = self._count, self._count + 1
         name = self._names[int(self._order[k % len(self._names)])]
         phase = k // len(self._names)
-        return name + _PHASES[phase % len(_PHASES)] + ("" if phase < len(_PHASES) else str(phase))
+        extra = _PHASES[phase % len(_PHASES)] + ("" if phase < len(_PHASES) else str(phase))
+        return name + extra + self._suffix
 
 
 @dataclass
@@ -499,7 +503,7 @@ def _plan_communities(grid: _Grid, households: int, rng: np.random.Generator) ->
     sizes = np.array([len(cells) for _, cells in runs])
     targets = _community_targets(sizes, households, rng)
     numbers = _street_numbers(len(runs), rng)
-    names = _NamePool(_COMMUNITY_TAILS, ("社区",), rng)
+    names = _NamePool(_COMMUNITY_TAILS, ("",), rng, suffix="社区")
     landmarks = _landmark_communities([len(cells) for _, cells in runs], [s for s, _ in numbers])
     return [
         _CommunityPlan(f"{DIVISION_PREFIX}{s:03d}{c:03d}", names.next(), tuple(cells), int(t), k in landmarks)
