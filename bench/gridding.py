@@ -22,8 +22,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -121,18 +123,32 @@ def run_worker(solver: str, path: Path, seed: int) -> dict[str, Any]:
         "overlap_m2": float(overall["tiling_overlap_m2"]),
         "violations": len(violations),
         "violation_rules": rules_hit,
+        "violation_examples": [f"{v.rule}: {v.message}"[:240] for v in violations[:3]],
         "peer_calls": stats.calls if stats else None,
         "peer_failures": stats.failures if stats else None,
         "peer_notes": sorted(set(stats.notes))[:3] if stats else [],
     }
 
 
-def spawn(solver: str, path: Path, seed: int, timeout: float) -> dict[str, Any]:
-    """Run one solver on one district in a fresh process; a dict with ``skipped`` when it did not finish."""
+def snapshot_gis(target: Path) -> Path:
+    """Copy the ``gis`` package into ``target`` so every worker of this run imports the same code.
+
+    Other work may change ``gis`` while a long benchmark runs; workers put the snapshot first on their path.
+    """
+    shutil.copytree(ROOT / "gis", target / "gis", ignore=shutil.ignore_patterns("__pycache__"))
+    return target
+
+
+def spawn(solver: str, path: Path, seed: int, timeout: float, code: Path | None = None) -> dict[str, Any]:
+    """Run one solver on one district in a fresh process; a dict with ``skipped`` when it did not finish.
+
+    ``code`` is a folder holding the ``gis`` package to use (a snapshot), else the working tree's.
+    """
     command = [sys.executable, str(Path(__file__).resolve()), "--worker", solver, "--district", str(path)]
     command += ["--seed", str(seed)]
     env = dict(os.environ, **ONE_THREAD)
-    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])
+    paths = [*([str(code)] if code else []), str(ROOT), os.environ.get("PYTHONPATH", "")]
+    env["PYTHONPATH"] = os.pathsep.join(p for p in paths if p)
     started = time.perf_counter()
     try:
         done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=env, check=False)
@@ -211,6 +227,7 @@ def table(case: Case, results: list[dict[str, Any]]) -> str:
         if result.get("violation_rules"):
             rules = ", ".join(f"{rule} ×{n}" for rule, n in sorted(result["violation_rules"].items()))
             lines.append(f"- {result['solver']} violations: {rules}")
+            lines.extend(f"  - e.g. {example}" for example in result.get("violation_examples", [])[:2])
         if result.get("peer_notes"):
             lines.append(f"- {result['solver']} failures, e.g.: {'; '.join(result['peer_notes'])}")
     lines.append("")
@@ -259,7 +276,7 @@ def plan_run(
         done_hh, done_s = history[solver]
         reason = f"too slow: {done_s:.0f} s on {done_hh:,} hh, ~{guess:.0f} s predicted"
         return {"solver": solver, "skipped": reason}
-    return spawn(solver, case.path, args.seed, args.timeout)
+    return spawn(solver, case.path, args.seed, args.timeout, args.code)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -268,6 +285,13 @@ def main(argv: list[str] | None = None) -> int:
         result = run_worker(args.worker, args.district, args.seed)
         print(_RESULT_TAG + json.dumps(result), flush=True)
         return 0
+    with tempfile.TemporaryDirectory(prefix="skygrid-bench-") as folder:
+        args.code = snapshot_gis(Path(folder))
+        return benchmark(args)
+
+
+def benchmark(args: argparse.Namespace) -> int:
+    """Run every solver on every district and write the tables."""
     peers = [p for p in args.peers.split(",") if p]
     unknown = sorted(set(peers) - set(SOLVERS[1:]))
     if unknown:

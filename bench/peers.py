@@ -12,7 +12,11 @@ partition; where a library cannot meet the range it is not helped beyond that (t
 from __future__ import annotations
 
 import random
+import signal
+import threading
 import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, cast
@@ -49,7 +53,7 @@ def trivial(graph: AtomGraph, high: int) -> bool:
     return len(graph) <= 1 or int(graph.weights.sum()) <= high
 
 
-def by_component(graph: AtomGraph, solve: Any) -> Labels:
+def by_component(graph: AtomGraph, solve: Callable[[AtomGraph], Labels]) -> Labels:
     """Apply ``solve(subgraph) -> labels`` to each connected piece of ``graph`` and join the labels.
 
     Peers that need a connected graph (spanning trees, contiguous regions) get one piece at a time; a grid of
@@ -68,6 +72,33 @@ def by_component(graph: AtomGraph, solve: Any) -> Labels:
     return labels
 
 
+class CallTimeoutError(Exception):
+    """A peer's single call ran past its time limit."""
+
+
+@contextmanager
+def time_limit(seconds: float) -> Iterator[None]:
+    """Raise :class:`CallTimeoutError` in the block after ``seconds`` (main thread on POSIX only; else no limit)."""
+    if (
+        seconds <= 0
+        or not hasattr(signal, "setitimer")
+        or threading.current_thread() is not threading.main_thread()
+    ):
+        yield
+        return
+
+    def expire(signum: int, frame: object) -> None:
+        raise CallTimeoutError(f"call ran past {seconds:g} s")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
 @dataclass
 class PeerStats:
     """Counters a peer keeps across calls (reported by the benchmark)."""
@@ -83,7 +114,8 @@ class MaxPPeer:
 
     Max-p has no upper bound; it maximises the number of regions whose households reach the threshold and
     then minimises within-region dissimilarity of the attributes, here the cell centroids (so regions are
-    spatially compact). It needs a GeoDataFrame and a libpysal ``W``: the frame holds one point per atom and
+    spatially compact). Its simulated-annealing phase can run for many minutes on a graph of a few dozen
+    atoms, so each call is cut off after ``call_limit_s`` and then counts as a failure (one part). It needs a GeoDataFrame and a libpysal ``W``: the frame holds one point per atom and
     the ``W`` is built straight from the graph's edges.
 
     Args:
@@ -91,12 +123,14 @@ class MaxPPeer:
         max_iterations_construction: construction-phase restarts.
         max_iterations_sa: simulated-annealing runs per constructed solution.
         seed: seeds numpy's global generator, which spopt uses.
+        call_limit_s: seconds one call may take (0: no limit).
     """
 
     top_n: int = 2
     max_iterations_construction: int = 3
     max_iterations_sa: int = 1
     seed: int = 0
+    call_limit_s: float = 30.0
     stats: PeerStats = field(default_factory=PeerStats)
 
     name = "maxp"
@@ -138,10 +172,12 @@ class MaxPPeer:
                 max_iterations_sa=self.max_iterations_sa,
             )
             try:
-                model.solve()
+                with time_limit(self.call_limit_s):
+                    model.solve()
             except Exception as error:
                 self.stats.failures += 1
-                self.stats.notes.append(f"{type(error).__name__}: {error}"[:200])
+                if len(self.stats.notes) < 20:
+                    self.stats.notes.append(f"{type(error).__name__} ({len(graph)} atoms): {error}"[:200])
                 return one_part(graph)
         labels = getattr(model, "labels_", None)
         if labels is None:
@@ -199,7 +235,8 @@ class MetisPeer:
             )
         except Exception as error:
             self.stats.failures += 1
-            self.stats.notes.append(f"{type(error).__name__}: {error}"[:200])
+            if len(self.stats.notes) < 20:
+                self.stats.notes.append(f"{type(error).__name__}: {error}"[:200])
             return one_part(graph)
         return dense(np.asarray(parts, dtype=np.int64))
 
