@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import logging
 import sys
 import warnings
@@ -27,7 +28,35 @@ def _parse_range(value: str, name: str) -> tuple[int, int]:
     return low, high
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+# Other packages add their subcommands here: each module exports ``COMMANDS: list[click.Command]`` and keeps
+# heavy imports inside the command functions so that ``skygrid --help`` stays fast.
+COMMAND_MODULES = ("drone.cli", "vision.cli", "tiles.cli", "api.cli")
+
+
+class SkyGridGroup(click.Group):
+    """The root group: gis commands defined here plus those of the other packages, loaded on demand."""
+
+    def _package_commands(self) -> dict[str, click.Command]:
+        commands: dict[str, click.Command] = {}
+        for module_name in COMMAND_MODULES:
+            try:
+                module = importlib.import_module(module_name)
+            except ModuleNotFoundError as error:
+                if error.name == module_name:
+                    continue
+                raise
+            for command in getattr(module, "COMMANDS", []):
+                commands[command.name or ""] = command
+        return commands
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *self._package_commands()})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        return super().get_command(ctx, cmd_name) or self._package_commands().get(cmd_name)
+
+
+@click.group(cls=SkyGridGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("-v", "--verbose", count=True, help="More logging (-v info, -vv debug).")
 @click.version_option(package_name="skygrid")
 def cli(verbose: int) -> None:
