@@ -30,7 +30,15 @@ def _parse_range(value: str, name: str) -> tuple[int, int]:
 
 # Other packages add their subcommands here: each module exports ``COMMANDS: list[click.Command]`` and keeps
 # heavy imports inside the command functions so that ``skygrid --help`` stays fast.
-COMMAND_MODULES = ("drone.cli", "vision.cli", "tiles.cli", "api.cli")
+COMMAND_MODULES = (
+    "drone.cli",
+    "drone.vehicle_cli",
+    "drone.frames_cli",
+    "drone.sim_cli",
+    "vision.cli",
+    "tiles.cli",
+    "api.cli",
+)
 
 
 class SkyGridGroup(click.Group):
