@@ -19,6 +19,7 @@ from gis.metrics import (
     polsby_popper,
     quality_report,
     share_in_range,
+    tiling,
 )
 from gis.model import GridPlan
 from tests.gis.test_validate import COMMUNITIES, CRS, MULTIPART, RULES, _set, box, tiny_case
@@ -137,3 +138,12 @@ def test_in_range_share_over_feasible_communities() -> None:
     assert feasible_share[[0, 2]].tolist() == [0.0, 0.0]  # over community A only
     assert np.isnan(feasible_share[1])
     assert report["grids_ok_or_reason"].tolist() == [0.5, 0.5, 0.5]
+
+
+@pytest.mark.parametrize(("strip_m", "gap_m2"), [(0.0005, 0.0), (0.004, 0.0), (0.02, 0.02 * 1000)])
+def test_tiling_drops_slivers_thinner_than_a_centimetre(strip_m: float, gap_m2: float) -> None:
+    """Two grids that part by half a millimetre along a kilometre are not a gap; a 2 cm strip is."""
+    parent = np.array([box(0, 0, 100, 1000)], dtype=object)
+    children = np.array([box(0, 0, 50, 1000), box(50 + strip_m, 0, 100, 1000)], dtype=object)
+    result = tiling(parent, children, np.array([0, 0]))
+    assert result.gap_m2[0] == pytest.approx(gap_m2, rel=1e-3, abs=1e-6)
