@@ -11,14 +11,15 @@ The solver works in three steps:
    the boundaries, never disconnecting a part.
 
 When the coarse graph leaves a part out of range, the solver retries on a finer graph (buildings, then
-atoms) and keeps the better result.
+atoms) and keeps the better result. On the finer graphs cuts inside a compound cost more, and afterwards each
+split compound that fits one part is moved wholly into one of its parts where ranges and connectivity allow.
 """
 
 from __future__ import annotations
 
 import math
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal, Protocol
 
 import numpy as np
@@ -32,6 +33,8 @@ _CANDIDATES_CHECKED = 24
 _BALANCE_WEIGHT = 0.35
 _SHAPE_WEIGHT = 0.0
 _ROAD_WEIGHT = 0.5
+#: Cost factor of a cut between two buildings of one compound on the finer levels: cuts avoid compounds.
+COMPOUND_CUT_FACTOR = 4.0
 
 
 class Partitioner(Protocol):
@@ -91,11 +94,15 @@ class BalancedBisection:
         for level in levels:
             for k in part_counts(total, low, high)[: self.max_part_counts]:
                 labels = self._solve_at(graph, level, k, low, high)
-                score = _score(graph, labels, low, high)
+                score = _score(graph, labels, low, high, groups=self.keep_groups)
                 if best is None or score < best[0]:
                     best = (score, PartitionResult(labels, level))
-                if score[:2] == (0.0, 0.0):
+                if best[0][:4] == (0.0, 0.0, 0.0, 0.0):
                     return best[1]
+            # In range on this level, but splitting compounds: the other part counts of this level were
+            # tried for fewer splits; a finer level would only split more.
+            if best is not None and best[0][:2] == (0.0, 0.0):
+                return best[1]
         assert best is not None
         return best[1]
 
@@ -104,9 +111,13 @@ class BalancedBisection:
     ) -> NDArray[np.int64]:
         mapping = coarse_labels(graph, level, high)
         coarse = coarsen(graph, mapping)
+        if self.keep_groups and level != "group":
+            coarse = _guard_groups(coarse)
         labels = _bisect(coarse, k, low, high, self._directions())
-        labels = _refine(coarse, labels, low, high, self.refine_passes)
-        return _dense(labels[mapping])
+        labels = _refine(coarse, labels, low, high, self.refine_passes)[mapping]
+        if self.keep_groups and level != "group":
+            labels = _rejoin_groups(graph, labels, low, high)
+        return _dense(labels)
 
     def _directions(self) -> NDArray[np.float64]:
         offset = (self.seed * 0.61803398875) % 1.0
@@ -175,6 +186,46 @@ def coarsen(graph: AtomGraph, mapping: NDArray[np.int64]) -> AtomGraph:
         graph.building[first],
         np.bincount(mapping, weights=graph.indivisible, minlength=n) > 0,
     )
+
+
+def _guard_groups(graph: AtomGraph) -> AtomGraph:
+    """The graph with cuts inside a compound made :data:`COMPOUND_CUT_FACTOR` times dearer."""
+    group_a, group_b = graph.group[graph.edges[:, 0]], graph.group[graph.edges[:, 1]]
+    inside = (group_a == group_b) & (group_a >= 0)
+    return replace(graph, edge_cost=np.where(inside, graph.edge_cost * COMPOUND_CUT_FACTOR, graph.edge_cost))
+
+
+def _rejoin_groups(graph: AtomGraph, labels: NDArray[np.int64], low: int, high: int) -> NDArray[np.int64]:
+    """Move each split compound (of at most ``high`` households) wholly into one of its parts where that
+    keeps every part in range and connected; the part holding most of its households is tried first."""
+    labels = labels.copy()
+    member = np.flatnonzero(graph.group >= 0)
+    for group in np.unique(graph.group[member]):
+        atoms = member[graph.group[member] == group]
+        held = np.bincount(labels[atoms], weights=graph.weights[atoms])
+        if graph.weights[atoms].sum() > high or np.count_nonzero(held) < 2:
+            continue
+        for target in np.argsort(-held, kind="stable")[: np.count_nonzero(held)]:
+            trial = labels.copy()
+            trial[atoms] = target
+            touched = np.unique(labels[atoms])
+            weight = np.bincount(trial, weights=graph.weights, minlength=len(held))[touched]
+            if ((weight == 0) | ((weight >= low) & (weight <= high))).all() and _parts_connected(
+                graph, trial, touched
+            ):
+                labels = trial
+                break
+    return labels
+
+
+def _parts_connected(graph: AtomGraph, labels: NDArray[np.int64], parts: NDArray[np.int64]) -> bool:
+    """Whether each of ``parts`` that still has atoms is one connected piece."""
+    nodes = np.flatnonzero(np.isin(labels, parts))
+    sub = graph.subgraph(nodes)
+    sub_labels = labels[nodes]
+    same = sub_labels[sub.edges[:, 0]] == sub_labels[sub.edges[:, 1]]
+    comp = components(len(sub), sub.edges[same])
+    return len(np.unique(comp)) == len(np.unique(sub_labels))
 
 
 def _bisect(
@@ -444,8 +495,11 @@ def _relative_violation(households: float, low: int, high: int) -> float:
     return max(0.0, (low - households) / low, (households - high) / high)
 
 
-def _score(graph: AtomGraph, labels: NDArray[np.int64], low: int, high: int) -> tuple[float, ...]:
-    """Lower is better: disconnected parts, parts out of range, total violation, boundary cost."""
+def _score(
+    graph: AtomGraph, labels: NDArray[np.int64], low: int, high: int, *, groups: bool = True
+) -> tuple[float, ...]:
+    """Lower is better: disconnected parts, parts out of range, total violation, compounds split that
+    would fit one part (when ``groups``), boundary cost."""
     weight = np.bincount(labels, weights=graph.weights)
     violation = np.maximum(0, np.maximum(low - weight, weight - high))
     cut = labels[graph.edges[:, 0]] != labels[graph.edges[:, 1]]
@@ -453,8 +507,21 @@ def _score(graph: AtomGraph, labels: NDArray[np.int64], low: int, high: int) -> 
         float(_disconnected_parts(graph, labels)),
         float((violation > 0).sum()),
         float(violation.sum()),
+        float(_split_groups(graph, labels, high) if groups else 0),
         float(graph.edge_cost[cut].sum()),
     )
+
+
+def _split_groups(graph: AtomGraph, labels: NDArray[np.int64], high: int) -> int:
+    """Compounds of at most ``high`` households whose atoms carry more than one label."""
+    member = graph.group >= 0
+    if not member.any():
+        return 0
+    group, label = graph.group[member], labels[member]
+    size = np.bincount(group, weights=graph.weights[member])
+    pairs = np.unique(np.column_stack([group, label]), axis=0)
+    labels_per_group = np.bincount(pairs[:, 0], minlength=len(size))
+    return int(((labels_per_group > 1) & (size <= high)).sum())
 
 
 def _disconnected_parts(graph: AtomGraph, labels: NDArray[np.int64]) -> int:

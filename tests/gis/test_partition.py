@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from numpy.typing import NDArray
 
 from gis.graph import AtomGraph, components
-from gis.partition import BalancedBisection, coarse_labels, coarsen, part_counts
+from gis.partition import BalancedBisection, _rejoin_groups, coarse_labels, coarsen, part_counts
 
 GRID = (300, 500)
 MICRO = (50, 80)
@@ -248,3 +248,26 @@ def test_solve_property_connected_counted_conserved(rows: int, cols: int, seed: 
     assert parts_connected(graph, labels)
     assert k in part_counts(total, low, high)
     assert int(np.bincount(labels, weights=weights).sum()) == total
+
+
+def _two_halves_with_compound(first_col: int, last_col: int) -> tuple[AtomGraph, NDArray[np.int64]]:
+    """2 x 10 lattice of 40 households per cell, cut into columns 0-4 and 5-9; one compound over the given
+    columns straddles the cut."""
+    cols = np.tile(np.arange(10), 2)
+    group = np.where((cols >= first_col) & (cols <= last_col), 0, -1).astype(np.int64)
+    graph = lattice(2, 10, np.full(20, 40, dtype=np.int64), group=group)
+    return graph, (cols >= 5).astype(np.int64)
+
+
+def test_rejoin_moves_a_split_compound_into_one_part() -> None:
+    graph, labels = _two_halves_with_compound(4, 5)  # 160 households, 80 on each side
+    rejoined = _rejoin_groups(graph, labels, *GRID)
+    assert len(np.unique(rejoined[graph.group == 0])) == 1
+    weights = np.bincount(rejoined, weights=graph.weights)
+    assert sorted(weights.tolist()) == [320, 480]
+    assert parts_connected(graph, rejoined)
+
+
+def test_rejoin_leaves_a_compound_split_when_joining_breaks_the_range() -> None:
+    graph, labels = _two_halves_with_compound(3, 6)  # 320 households: either side would reach 560
+    assert _rejoin_groups(graph, labels, *GRID).tolist() == labels.tolist()
