@@ -15,6 +15,8 @@ from numpy.typing import NDArray
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
+from gis.units import rank_within
+
 #: Spacing of the points spread over a footprint to seed its cell, metres.
 SEED_SPACING_M = 12.0
 _MAX_SEEDS_PER_SIDE = 6
@@ -153,7 +155,7 @@ def _seed_points(footprints: NDArray[np.object_]) -> tuple[NDArray[np.float64], 
     na = np.clip(np.round(np.hypot(*side_a.T) / SEED_SPACING_M), 1, _MAX_SEEDS_PER_SIDE).astype(np.int64)
     nb = np.clip(np.round(np.hypot(*side_b.T) / SEED_SPACING_M), 1, _MAX_SEEDS_PER_SIDE).astype(np.int64)
     owner = np.repeat(np.arange(len(footprints)), na * nb)
-    rank = np.arange(len(owner)) - np.repeat(np.cumsum(na * nb) - na * nb, na * nb)
+    rank = rank_within(na * nb)
     i, j = rank % na[owner], rank // na[owner]
     points = (
         corners[owner, 0]

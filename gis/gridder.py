@@ -23,7 +23,7 @@ from gis.crs import local_metric_crs
 from gis.graph import AtomGraph, build_graph, tessellate
 from gis.metrics import quality_report
 from gis.model import STATUS_OK, District, GridPlan, GridRules
-from gis.notes import part_status
+from gis.notes import Level, part_status
 from gis.partition import BalancedBisection, Partitioner, part_counts
 from gis.units import Atoms, split_buildings
 
@@ -160,16 +160,8 @@ class _CutState:
     ) -> int:
         grid_id = len(self.grid_community)
         self.grid_community[grid_id] = code
-        households = int(graph.weights[nodes].sum())
-        self.grid_status[grid_id] = part_status(
-            "grid",
-            households,
-            total,
-            _largest_indivisible(graph, nodes),
-            rules.grid_min,
-            rules.grid_max,
-            split_area=split,
-            feasible=_feasible(total, rules.grid_min, rules.grid_max),
+        self.grid_status[grid_id] = _status(
+            "grid", graph, nodes, total, (rules.grid_min, rules.grid_max), split_area=split
         )
         return grid_id
 
@@ -187,15 +179,8 @@ class _CutState:
         for label in range(int(labels.max()) + 1):
             nodes = np.flatnonzero(labels == label)
             micro_id = len(self.micro_status)
-            self.micro_status[micro_id] = part_status(
-                "micro",
-                int(sub.weights[nodes].sum()),
-                total,
-                _largest_indivisible(sub, nodes),
-                rules.micro_min,
-                rules.micro_max,
-                split_area=False,
-                feasible=_feasible(total, rules.micro_min, rules.micro_max),
+            self.micro_status[micro_id] = _status(
+                "micro", sub, nodes, total, (rules.micro_min, rules.micro_max)
             )
             self.micro[members[grid_nodes[nodes]]] = micro_id
 
@@ -217,6 +202,29 @@ class _CutState:
             self.grid_community,
             self.empty_areas,
         )
+
+
+def _status(
+    kind: Level,
+    graph: AtomGraph,
+    nodes: NDArray[np.int64],
+    total: int,
+    limits: tuple[int, int],
+    *,
+    split_area: bool = False,
+) -> tuple[str, str]:
+    """Status and note of a part made of ``nodes`` out of an area of ``total`` households."""
+    low, high = limits
+    return part_status(
+        kind,
+        int(graph.weights[nodes].sum()),
+        total,
+        _largest_indivisible(graph, nodes),
+        low,
+        high,
+        split_area=split_area,
+        feasible=_feasible(total, low, high),
+    )
 
 
 def _feasible(total: int, low: int, high: int) -> bool:

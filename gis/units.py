@@ -97,8 +97,7 @@ def _split_by_unit(
 ) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.int64]]:
     """Rows per stairwell: parent building, unit number (0 when unsplit) and an even share of households."""
     building = np.repeat(np.arange(len(households), dtype=np.int64), units)
-    first = np.repeat(np.cumsum(units) - units, units)
-    rank = np.arange(len(building), dtype=np.int64) - first
+    rank = rank_within(units)
     share = _even_shares(households[building], units[building], rank)
     unit = np.where(units[building] > 1, rank + 1, 0)
     return building, unit, share
@@ -123,7 +122,7 @@ def _split_by_floor(
 ) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.int64]]:
     """Households and floor range per floor piece; households follow the number of floors of each range."""
     parent = np.repeat(np.arange(len(households), dtype=np.int64), pieces)
-    rank = np.arange(len(parent), dtype=np.int64) - np.repeat(np.cumsum(pieces) - pieces, pieces)
+    rank = rank_within(pieces)
     split = pieces[parent] > 1
     floor_count = _even_shares(floors[parent], pieces[parent], rank)
     floor_to = _cumsum_within(floor_count, pieces)
@@ -158,6 +157,19 @@ def _proportional_shares(
     return np.where(first, cumulative, cumulative - previous).astype(np.int64)
 
 
+def rank_within(counts: NDArray[np.int64]) -> NDArray[np.int64]:
+    """0, 1, … within each run when ``counts[i]`` rows are repeated for item ``i``.
+
+    Example:
+        >>> rank_within(np.array([2, 3])).tolist()
+        [0, 1, 0, 1, 2]
+    """
+    rank: NDArray[np.int64] = np.arange(int(counts.sum()), dtype=np.int64) - np.repeat(
+        np.cumsum(counts) - counts, counts
+    )
+    return rank
+
+
 def _even_shares(
     total: NDArray[np.int64], parts: NDArray[np.int64], rank: NDArray[np.int64]
 ) -> NDArray[np.int64]:
@@ -173,11 +185,9 @@ def _slice_footprints(
     pieces: NDArray[np.int64],
 ) -> NDArray[np.object_]:
     """Footprint pieces: stairwells across the long axis, then floor ranges across each stairwell."""
-    unit_rank = np.arange(len(building)) - np.repeat(np.cumsum(units) - units, units)
-    stairwells = _slice(footprints[building], units[building], unit_rank)
+    stairwells = _slice(footprints[building], units[building], rank_within(units))
     stair_index = np.repeat(np.arange(len(building)), pieces)
-    piece_rank = np.arange(len(stair_index)) - np.repeat(np.cumsum(pieces) - pieces, pieces)
-    return _slice(stairwells[stair_index], pieces[stair_index], piece_rank)
+    return _slice(stairwells[stair_index], pieces[stair_index], rank_within(pieces))
 
 
 def _slice(
