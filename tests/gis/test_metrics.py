@@ -22,7 +22,7 @@ from gis.metrics import (
     tiling,
 )
 from gis.model import GridPlan
-from tests.gis.test_validate import COMMUNITIES, CRS, MULTIPART, RULES, _set, box, tiny_case
+from tests.gis.tiny_plan import COMMUNITIES, CRS, MULTIPART, RULES, box, tiny_case, with_value
 
 
 def _report(plan: GridPlan) -> pd.DataFrame:
@@ -66,7 +66,9 @@ def test_compound_integrity_on_tiny_plan() -> None:
     plan, district = tiny_case()
     assert compound_integrity(plan, district, max_households=200) == (2, 3)  # c2 spans two grids
     assert compound_integrity(plan, district, max_households=100) == (1, 1)  # only c3 (75) is small enough
-    split = _set(plan, "building_units", 1, "grid_code", "320508001001002")  # b1 of c1 into another grid
+    split = with_value(
+        plan, "building_units", 1, "grid_code", "320508001001002"
+    )  # b1 of c1 into another grid
     assert compound_integrity(split, district, max_households=200) == (1, 3)
 
 
@@ -108,7 +110,7 @@ def test_quality_report_in_geographic_crs_matches() -> None:
     ],
 )
 def test_quality_report_measures_tiling(geometry: shapely.Geometry, gap_m2: float, overlap_m2: float) -> None:
-    report = _report(_set(tiny_case()[0], "grids", 0, "geometry", geometry))
+    report = _report(with_value(tiny_case()[0], "grids", 0, "geometry", geometry))
     assert report.loc[COMMUNITIES[0], "tiling_gap_m2"] == pytest.approx(gap_m2)
     assert report.loc[COMMUNITIES[0], "tiling_overlap_m2"] == pytest.approx(overlap_m2)
     assert report.loc[COMMUNITIES[1], "tiling_gap_m2"] == pytest.approx(0.0)
@@ -117,9 +119,9 @@ def test_quality_report_measures_tiling(geometry: shapely.Geometry, gap_m2: floa
 
 def test_quality_report_flags_breaches() -> None:
     plan, _ = tiny_case()
-    plan = _set(plan, "grids", 1, "geometry", box(100, 0, 250, 200))  # crosses into community B
-    plan = _set(plan, "microgrids", 7, "geometry", MULTIPART)
-    plan = _set(plan, "building_units", 0, "households", 61)
+    plan = with_value(plan, "grids", 1, "geometry", box(100, 0, 250, 200))  # crosses into community B
+    plan = with_value(plan, "microgrids", 7, "geometry", MULTIPART)
+    plan = with_value(plan, "building_units", 0, "households", 61)
     report = _report(plan)
     assert report["crosses_community"].tolist() == [1, 0, 1]
     assert report["households_conserved"].tolist() == [False, True, False]
@@ -131,7 +133,7 @@ def test_in_range_share_over_feasible_communities() -> None:
     plan, _ = tiny_case()
     rules = dataclasses.replace(RULES, grid_min=140, grid_max=150)  # 285 splits as 2 x 142.5; 265 cannot
     plan = dataclasses.replace(plan, rules=rules)
-    plan = _set(plan, "grids", 0, "status", "compound_kept_whole")
+    plan = with_value(plan, "grids", 0, "status", "compound_kept_whole")
     report = _report(plan)
     assert report["grids_in_range"].tolist() == [0.0, 0.5, 0.25]  # only 145 of B is inside 140-150
     feasible_share = report["grids_in_range_feasible"].to_numpy(dtype=float)
