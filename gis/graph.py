@@ -177,18 +177,25 @@ def _carve(
     """Clip cells to ``area`` and give every footprint wholly to its own cell, as an exact coverage.
 
     Voronoi cells of seed points only approximate the footprints (a neighbour's seed can be nearer to a
-    corner). The outlines of the area, the cells and the footprints are noded together on a millimetre grid
-    and polygonised; each face goes to the footprint it lies in, else to the cell it lies in. Faces share
-    their edges exactly, so the cells they make tile the area with no slivers.
+    corner). The outlines of the area, the cells and the footprints that stray out of their cells are noded
+    together on a millimetre grid and polygonised; each face goes to the stray footprint it lies in, else to
+    the cell it lies in. Faces share their edges exactly, so the cells they make tile the area with no
+    slivers.
     """
-    lines = np.concatenate([[shapely.boundary(area)], shapely.boundary(cells), shapely.boundary(footprints)])
+    shapely.prepare(cells)
+    stray = np.flatnonzero(~shapely.covers(cells, footprints))  # the others need no outline of their own
+    lines = np.concatenate(
+        [[shapely.boundary(area)], shapely.boundary(cells), shapely.boundary(footprints[stray])]
+    )
     noded = shapely.union_all(lines[~shapely.is_empty(lines)], grid_size=_PRECISION_M)
     faces = shapely.get_parts(shapely.polygonize(shapely.get_parts(noded)))
     probe = shapely.point_on_surface(faces)
     inside = shapely.contains_properly(shapely.set_precision(area, _PRECISION_M), probe)
     faces, probe = faces[inside], probe[inside]
     owner = np.full(len(faces), -1, dtype=np.int64)
-    _first_containing(owner, probe, footprints)
+    if len(stray):
+        _first_containing(owner, probe, footprints[stray])
+        owner[owner >= 0] = stray[owner[owner >= 0]]
     _first_containing(owner, probe, cells)
     return _merge_by_owner(faces[owner >= 0], owner[owner >= 0], len(cells))
 
