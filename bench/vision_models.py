@@ -4,8 +4,7 @@ Usage::
 
     python -m bench.vision_models [--repeats 30] [--threads 2] [--finetune-epochs 30]
 
-(Run it as a module from the repository root: run as a file, ``bench/vision.py`` would shadow the ``vision``
-package.)
+(Run it as a module from the repository root, like the other benchmarks.)
 
 1. **Speed.** Milliseconds per 640×640 tile (median of ``--repeats`` calls after warm-up, one tile per call,
    letterbox + network + decode + NMS) for ONNX Runtime (fp32 and the int8 file), OpenCV DNN (fp32) and

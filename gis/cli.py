@@ -35,6 +35,7 @@ COMMAND_MODULES = (
     "drone.vehicle_cli",
     "drone.frames_cli",
     "drone.sim_cli",
+    "vision.cli_detect",
     "vision.cli",
     "tiles.cli",
     "api.cli",
