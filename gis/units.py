@@ -83,7 +83,7 @@ def split_buildings(buildings: gpd.GeoDataFrame, rules: GridRules) -> Atoms:
     split_units = (units > 1) & ((households > rules.micro_max) | (2 * households >= rules.micro_min))
     units = np.where(split_units, units, 1)
     building, unit, unit_households = _split_by_unit(households, units)
-    pieces = _floor_pieces(unit_households, floors[building], rules)
+    pieces = _floor_pieces(unit_households, floors[building], households[building] > rules.micro_max, rules)
     atoms_building = np.repeat(building, pieces)
     atoms_unit = np.repeat(unit, pieces)
     atom_households, floor_from, floor_to = _split_by_floor(unit_households, floors[building], pieces)
@@ -104,15 +104,18 @@ def _split_by_unit(
 
 
 def _floor_pieces(
-    households: NDArray[np.int64], floors: NDArray[np.int64], rules: GridRules
+    households: NDArray[np.int64], floors: NDArray[np.int64], big: NDArray[np.bool_], rules: GridRules
 ) -> NDArray[np.int64]:
     """How many floor ranges each stairwell is cut into, at most one per floor.
 
-    Pieces hold at most half the micro-grid minimum, so that two or three of them always combine into the
-    range: an 88-household stairwell cut into halves of 44, or whole stairwells of 45, leave no way to reach
-    50–80. Pieces that end up in the same micro-grid are merged back into one row of the plan.
+    Stairwells of small buildings are cut into pieces of at most half the micro-grid minimum, so that two or
+    three pieces combine into the range. Stairwells of ``big`` buildings (above a micro-grid: towers that
+    fill whole micro-grids with their pieces alone) are cut finer, into at most half the range's width, so
+    that sums of pieces step through the range in more than one way: pieces of 21 reach only 63 in 50–80,
+    and sixteen of them (336 households) cannot make five micro-grids; pieces of at most 15 can. Pieces that
+    end up in the same micro-grid are merged back into one row of the plan.
     """
-    piece = max(1, rules.micro_min // 2)
+    piece = np.where(big, max(1, (rules.micro_max - rules.micro_min) // 2), max(1, rules.micro_min // 2))
     needed = np.maximum(1, -(-households // piece))
     return np.where(floors > 0, np.minimum(needed, np.maximum(floors, 1)), 1).astype(np.int64)
 
@@ -190,6 +193,9 @@ def _slice_footprints(
     return _slice(stairwells[stair_index], pieces[stair_index], rank_within(pieces))
 
 
+_SLAB_MARGIN = 0.01
+
+
 def _slice(
     polygons: NDArray[np.object_], count: NDArray[np.int64], rank: NDArray[np.int64]
 ) -> NDArray[np.object_]:
@@ -204,9 +210,13 @@ def _slice(
     long_is_a = np.hypot(*edge_a.T) >= np.hypot(*edge_b.T)
     axis = np.where(long_is_a[:, None], edge_a, edge_b)
     across = np.where(long_is_a[:, None], edge_b, edge_a)
-    origin = corners[:, 0]
-    start = rank[todo, None] / count[todo, None]
-    stop = (rank[todo, None] + 1) / count[todo, None]
+    # Slabs reach 1% past the envelope's outer sides (rounding must not leave a sliver of the polygon
+    # outside every slab); the cuts between slabs are shared exactly, so the pieces tile the polygon.
+    origin = corners[:, 0] - across * _SLAB_MARGIN
+    across = across * (1 + 2 * _SLAB_MARGIN)
+    first, last = rank[todo, None] == 0, rank[todo, None] == count[todo, None] - 1
+    start = np.where(first, -_SLAB_MARGIN, rank[todo, None] / count[todo, None])
+    stop = np.where(last, 1 + _SLAB_MARGIN, (rank[todo, None] + 1) / count[todo, None])
     ring = np.stack(
         [
             origin + axis * start,
@@ -217,6 +227,6 @@ def _slice(
         axis=1,
     )
     slabs = shapely.polygons(ring)
-    pieces = shapely.intersection(polygons[todo], shapely.buffer(slabs, 1e-6, join_style="mitre"))
+    pieces = shapely.intersection(polygons[todo], slabs)
     result[todo] = np.where(shapely.is_empty(pieces), slabs, pieces)
     return result
