@@ -2,7 +2,7 @@
 
 Usage::
 
-    python bench/tiles.py [--households 250000] [--seed 0] [--tiles 120] [--peer-tiles 15]
+    python -m bench.tile_latency [--households 250000] [--seed 0] [--tiles 120] [--peer-tiles 15]
 
 The demo district (``gis.demo.make_demo_district``) and its plan (``gis.gridder.make_plan``) are cached in
 the temp folder (gridding 250k households takes tens of seconds), then every layer the pages show
@@ -22,17 +22,11 @@ Target: p95 < 50 ms per tile at z14–z16 (cold).
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-
-if __name__ == "__main__" and not __package__:
-    # run as ``python bench/tiles.py``: this file's folder comes first on sys.path and would shadow the
-    # ``tiles`` package, so put the repository root there instead
-    sys.path[0] = str(Path(__file__).resolve().parents[1])
 
 import geopandas as gpd
 import mapbox_vector_tile
