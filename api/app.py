@@ -1,0 +1,99 @@
+"""The FastAPI application: routers under ``/api/v1`` and ``/open311/v2``, one error → status map, upload
+size and request-rate limits.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from fastapi import FastAPI, Request, Response
+from fastapi.responses import JSONResponse
+
+from api import errors
+from api.db import Database, open_database
+from api.deps import RateLimiter, Service
+from api.routes import ROUTERS
+from api.settings import Settings
+from api.workflow import TimeLimits
+
+#: The one map from exceptions to HTTP statuses; routes never catch them.
+STATUS_CODES: dict[type[errors.ApiError], int] = {
+    errors.AuthError: 401,
+    errors.ForbiddenError: 403,
+    errors.NotFoundError: 404,
+    errors.ConflictError: 409,
+    errors.TransitionError: 409,
+    errors.TooLargeError: 413,
+    errors.InputError: 422,
+    errors.RateLimitError: 429,
+}
+
+
+def create_app(settings: Settings, database: Database | None = None) -> FastAPI:
+    """The service for ``settings`` (the JWT secret must be set); ``database`` defaults to the settings' URL."""
+    settings.secret()
+    db = database or open_database(settings.resolved_database_url())
+    app = FastAPI(
+        title="SkyGrid",
+        version="1",
+        description="Community grid governance: districts, grid plans, flags and closed-loop cases.",
+    )
+    app.state.service = Service(
+        settings=settings,
+        db=db,
+        limits=TimeLimits(
+            dispatch_urgent=settings.dispatch_minutes_urgent,
+            dispatch_normal=settings.dispatch_minutes_normal,
+            recheck=settings.recheck_minutes,
+            handle=settings.handle_minutes,
+        ),
+        limiter=RateLimiter(settings.rate_limit_per_minute),
+    )
+    for router in ROUTERS:
+        app.include_router(router)
+    app.add_exception_handler(errors.ApiError, _api_error)  # type: ignore[arg-type]
+    app.middleware("http")(_limits)
+    return app
+
+
+async def _api_error(request: Request, error: errors.ApiError) -> JSONResponse:
+    status = next((STATUS_CODES[cls] for cls in type(error).__mro__ if cls in STATUS_CODES), 400)
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    body = {"error": type(error).__name__, "detail": error.message, "where": error.where}
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+async def _limits(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+    service: Service = request.app.state.service
+    client = request.client.host if request.client else "unknown"
+    if not service.limiter.allow(client):
+        return _error(
+            429, errors.RateLimitError(f"more than {service.limiter.limit} requests a minute; slow down")
+        )
+    length = request.headers.get("content-length")
+    if length is not None and length.isdigit() and int(length) > service.settings.max_upload_bytes:
+        return _error(
+            413,
+            errors.TooLargeError(
+                f"request body of {int(length)} bytes exceeds the limit of {service.settings.max_upload_bytes}"
+                " / 文件过大",
+                where={"header": "content-length"},
+            ),
+        )
+    return await call_next(request)
+
+
+def _error(status: int, error: errors.ApiError) -> JSONResponse:
+    return JSONResponse(
+        {"error": type(error).__name__, "detail": error.message, "where": error.where}, status_code=status
+    )
+
+
+def from_environment() -> FastAPI:
+    """App factory for ``uvicorn --factory api.app:from_environment``: settings from ``SKYGRID_*`` variables.
+
+    The schema must already be current (``skygrid db upgrade``).
+    """
+    from api.settings import ensure_secret
+
+    return create_app(ensure_secret(Settings()))

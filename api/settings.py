@@ -1,0 +1,82 @@
+"""Service settings from the environment (prefix ``SKYGRID_``), e.g. ``SKYGRID_DATABASE_URL``.
+
+The JWT secret has no default in code: set ``SKYGRID_JWT_SECRET``, or let :func:`ensure_secret` generate one
+on first serve and keep it in the data folder (file ``jwt-secret``, readable by its owner only).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+#: Minutes allowed per case category and level; ``"*"`` is the fallback category.
+DEFAULT_HANDLE_MINUTES: dict[str, dict[str, int]] = {
+    "*": {"compound": 24 * 60, "community": 48 * 60, "street": 72 * 60},
+    "illegal_parking": {"compound": 60, "community": 120, "street": 240},
+    "clutter": {"compound": 12 * 60, "community": 24 * 60, "street": 48 * 60},
+    "illegal_structure": {"compound": 7 * 24 * 60, "community": 15 * 24 * 60, "street": 30 * 24 * 60},
+}
+
+
+class Settings(BaseSettings):
+    """Everything the service reads from its environment.
+
+    Attributes:
+        database_url: SQLAlchemy URL; SQLite file in the data folder by default, or
+            ``postgresql+psycopg://…`` for PostGIS.
+        data_dir: uploads, exports, photos and the generated JWT secret live here.
+        jwt_secret: HMAC key of access tokens; no default (see :func:`ensure_secret`).
+        token_minutes: lifetime of an access token.
+        max_upload_bytes: largest accepted upload (413 above it).
+        rate_limit_per_minute: requests per client address and minute (429 above it); 0 turns it off.
+        dispatch_minutes_urgent / dispatch_minutes_normal: time from report to dispatch.
+        recheck_minutes: time from handled to closed (on-site verification).
+        handle_minutes: time to handle per category and level (compound, community, street).
+    """
+
+    model_config = SettingsConfigDict(env_prefix="SKYGRID_")
+
+    database_url: str | None = None
+    data_dir: Path = Path("skygrid-data")
+    jwt_secret: SecretStr | None = None
+    token_minutes: int = Field(default=8 * 60, gt=0)
+    max_upload_bytes: int = Field(default=200 * 1024 * 1024, gt=0)
+    rate_limit_per_minute: int = Field(default=6000, ge=0)
+    dispatch_minutes_urgent: int = Field(default=10, gt=0)
+    dispatch_minutes_normal: int = Field(default=30, gt=0)
+    recheck_minutes: int = Field(default=60, gt=0)
+    handle_minutes: dict[str, dict[str, int]] = Field(default_factory=lambda: dict(DEFAULT_HANDLE_MINUTES))
+
+    def resolved_database_url(self) -> str:
+        """The database URL, defaulting to ``skygrid.sqlite`` in the data folder."""
+        return self.database_url or f"sqlite:///{(self.data_dir / 'skygrid.sqlite').resolve()}"
+
+    def secret(self) -> str:
+        """The JWT secret; raises when none is configured."""
+        if self.jwt_secret is None or not self.jwt_secret.get_secret_value():
+            raise RuntimeError(
+                "no JWT secret: set SKYGRID_JWT_SECRET or start with `skygrid serve`, which generates one"
+            )
+        return self.jwt_secret.get_secret_value()
+
+
+def ensure_secret(settings: Settings) -> Settings:
+    """Return settings with a JWT secret: the configured one, or one kept in ``data_dir/jwt-secret``.
+
+    The file is created on first use with 48 random bytes (URL-safe base64), mode 0600, atomically.
+    """
+    if settings.jwt_secret is not None:
+        return settings
+    path = settings.data_dir / "jwt-secret"
+    if not path.exists():
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".jwt-secret.{secrets.token_hex(4)}")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secrets.token_urlsafe(48))
+        os.replace(tmp, path)
+    return settings.model_copy(update={"jwt_secret": SecretStr(path.read_text().strip())})
