@@ -49,7 +49,7 @@ SKIP_REASONS_ZH = {
 @click.option("--backend", type=click.Choice(BACKENDS), default="auto", show_default=True)
 @click.option("--slice/--no-slice", "sliced", default=True, show_default=True, help="Tiled inference plus one full-frame pass.")  # fmt: skip
 @click.option("--srt", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="DJI SRT for a video SOURCE.")  # fmt: skip
-@click.option("--camera", "camera_key", default="mavic3e", show_default=True, help="Camera preset for a video SOURCE.")  # fmt: skip
+@click.option("--camera", "camera_key", help="Camera preset (default: from EXIF for photos, mavic3e for video).")  # fmt: skip
 @click.option("--categories", "categories_path", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="City category table (CSV: class_name,code,name,name_en,standard).")  # fmt: skip
 @click.option("--novelty", default=0.4, show_default=True, type=click.FloatRange(0.0, 1.0), help="Skip frames with less new ground than this share.")  # fmt: skip
 @click.option("--min-score", default=0.25, show_default=True, type=click.FloatRange(0.0, 1.0))
@@ -63,7 +63,7 @@ def detect(
     backend: str,
     sliced: bool,
     srt: Path | None,
-    camera_key: str,
+    camera_key: str | None,
     categories_path: Path | None,
     novelty: float,
     min_score: float,
@@ -152,25 +152,16 @@ def _detector(model_path: Path | None, backend: str, sliced: bool) -> Detector:
     return SlicedDetector(detector) if sliced else detector
 
 
-def _open_source(source: Path, srt: Path | None, camera_key: str) -> FrameSource:
-    """The frame source for SOURCE: a frame folder, a folder of DJI photos, or a video with its SRT."""
+def _open_source(source: Path, srt: Path | None, camera_key: str | None) -> FrameSource:
+    """The frame source for SOURCE: a frame folder, DJI photos, a video with its SRT or an MPEG-TS with KLV."""
     from drone.cameras import preset
-    from drone.framedir import INDEX_NAME, FrameDirSource
-    from drone.sources import FrameSourceError
-    from drone.sources.photos import PhotoFolderSource, is_photo_folder
-    from drone.sources.video_srt import VideoSrtSource
+    from drone.sources import SourceOptions, open_source
 
-    if source.is_dir():
-        if (source / INDEX_NAME).is_file():
-            return FrameDirSource(source)
-        if is_photo_folder(source):
-            return PhotoFolderSource(source)
-        raise FrameSourceError(f"{source}: neither a frame folder ({INDEX_NAME}) nor a folder of JPEG photos")
     try:
-        camera = preset(camera_key).camera
+        camera = preset(camera_key).camera if camera_key else None
     except KeyError as error:
         raise click.BadParameter(str(error), param_hint="--camera") from None
-    return VideoSrtSource(source, srt, camera=camera)
+    return open_source(source, SourceOptions(srt=srt, camera=camera))
 
 
 def _echo_report(report: PipelineReport, output: Path) -> None:
