@@ -47,7 +47,8 @@ SKIP_REASONS_ZH = {
 )
 @click.option("--model", "model_path", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="Detector (.onnx; .pt with the training extra). Default: the demo model in vision/models.")  # fmt: skip
 @click.option("--backend", type=click.Choice(BACKENDS), default="auto", show_default=True)
-@click.option("--slice/--no-slice", "sliced", default=True, show_default=True, help="Tiled inference plus one full-frame pass.")  # fmt: skip
+@click.option("--slice/--no-slice", "sliced", default=True, show_default=True, help="Tiled inference at native resolution.")  # fmt: skip
+@click.option("--full-frame/--tiles-only", "full_frame", default=None, help="Add a downscaled full-frame pass to the tiles (default: yes for --model, no for the demo model, which learnt objects at native scale).")  # fmt: skip
 @click.option("--srt", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="DJI SRT for a video SOURCE.")  # fmt: skip
 @click.option("--camera", "camera_key", help="Camera preset (default: from EXIF for photos, mavic3e for video).")  # fmt: skip
 @click.option("--categories", "categories_path", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="City category table (CSV: class_name,code,name,name_en,standard).")  # fmt: skip
@@ -62,6 +63,7 @@ def detect(
     model_path: Path | None,
     backend: str,
     sliced: bool,
+    full_frame: bool | None,
     srt: Path | None,
     camera_key: str | None,
     categories_path: Path | None,
@@ -85,9 +87,8 @@ def detect(
     if fresh:
         state_path(output).unlink(missing_ok=True)
     try:
-        pipeline = _pipeline(
-            plan_path, zones_path, model_path, backend, sliced, categories_path, novelty, min_score
-        )
+        detector = _detector(model_path, backend, sliced, full_frame)
+        pipeline = _pipeline(detector, plan_path, zones_path, categories_path, novelty, min_score)
         frames = _open_source(source, srt, camera_key)
         report = pipeline.run(frames, output, source_name=str(source.resolve()))
     except (
@@ -104,11 +105,9 @@ def detect(
 
 
 def _pipeline(
+    detector: Detector,
     plan_path: Path,
     zones_path: Path,
-    model_path: Path | None,
-    backend: str,
-    sliced: bool,
     categories_path: Path | None,
     novelty: float,
     min_score: float,
@@ -125,7 +124,7 @@ def _pipeline(
     zones = read_zones(zones_path, crs)
     scheme = read_scheme(categories_path) if categories_path else DEFAULT_SCHEME
     return Pipeline(
-        _detector(model_path, backend, sliced),
+        detector,
         Geolocator(crs, zones.buildings),
         zones,
         PlanIndex(plan, crs),
@@ -144,12 +143,13 @@ def default_model() -> Path:
     return models[0]
 
 
-def _detector(model_path: Path | None, backend: str, sliced: bool) -> Detector:
+def _detector(model_path: Path | None, backend: str, sliced: bool, full_frame: bool | None) -> Detector:
     from vision.detector import load_detector
-    from vision.slicing import SlicedDetector
+    from vision.slicing import SlicedDetector, SliceParams
 
     detector = load_detector(model_path or default_model(), backend=cast("Backend", backend))
-    return SlicedDetector(detector) if sliced else detector
+    full = model_path is not None if full_frame is None else full_frame
+    return SlicedDetector(detector, SliceParams(full_frame=full)) if sliced else detector
 
 
 def _open_source(source: Path, srt: Path | None, camera_key: str | None) -> FrameSource:

@@ -28,16 +28,26 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from vision.detector import FloatArray, IntArray, ModelError, OnnxDetector, require_ultralytics
+from vision.detector import (
+    DetectionParams,
+    FloatArray,
+    IntArray,
+    ModelError,
+    OnnxDetector,
+    require_ultralytics,
+)
+from vision.evaluate import EvaluationReport, GroundTruth, LabelError, evaluate_detections, read_yolo_labels
+from vision.model import Detections
 
 log = logging.getLogger(__name__)
 
 Verdict = Literal["confirmed", "rejected"]
 VERDICTS: tuple[Verdict, ...] = ("confirmed", "rejected")
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 
 
 class DatasetError(ValueError):
-    """Reviewed images that cannot become a dataset; the message names the image and what was wrong."""
+    """A dataset that cannot be written or read; the message names the image or file and what was wrong."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -254,3 +264,109 @@ def export_onnx(weights: Path, output: Path, *, image_px: int = 640, dynamic_bat
         os.replace(exported, output)
     log.info("exported %s → %s", weights, output)
     return output
+
+
+@dataclass(frozen=True)
+class YoloSplit:
+    """The image files of one split of a YOLO dataset, their label files and the class names."""
+
+    images: tuple[Path, ...]
+    labels: tuple[Path, ...]
+    class_names: tuple[str, ...]
+
+
+def read_split(data_yaml: Path, split: str) -> YoloSplit:
+    """The images of ``split`` (``train`` or ``val``) that a YOLO ``data.yaml`` lists (a folder or a list of them).
+
+    Folders resolve against the optional ``path`` key, itself relative to the file's own folder.
+    """
+    config = _read_yaml(data_yaml)
+    names = _class_names(data_yaml, config.get("names"))
+    root = data_yaml.parent / str(config.get("path", ""))
+    entries = config.get(split)
+    if entries is None:
+        raise DatasetError(f"{data_yaml}: no {split!r} entry")
+    folders = [root / str(entry) for entry in (entries if isinstance(entries, list) else [entries])]
+    images = tuple(path for folder in folders for path in _images_in(data_yaml, folder))
+    if not images:
+        raise DatasetError(
+            f"{data_yaml}: the {split!r} folders hold no images: {', '.join(map(str, folders))}"
+        )
+    return YoloSplit(images, tuple(label_path(path) for path in images), names)
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    import yaml  # comes with the training extra
+
+    try:
+        config = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
+        raise DatasetError(f"{path}: cannot read the dataset description: {error}") from error
+    if not isinstance(config, dict):
+        raise DatasetError(f"{path}: expected a mapping with train, val and names")
+    return config
+
+
+def _class_names(path: Path, names: Any) -> tuple[str, ...]:
+    if isinstance(names, list):
+        names = dict(enumerate(names))
+    if not isinstance(names, dict) or not names or sorted(names) != list(range(len(names))):
+        raise DatasetError(f"{path}: 'names' must list the classes or map 0..n-1 to them, got {names!r}")
+    return tuple(str(names[index]) for index in range(len(names)))
+
+
+def _images_in(data_yaml: Path, folder: Path) -> list[Path]:
+    if not folder.is_dir():
+        raise DatasetError(f"{data_yaml}: image folder {folder} not found")
+    return sorted(path for path in folder.iterdir() if path.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def label_path(image: Path) -> Path:
+    """The label file of an image, by the YOLO rule: ``…/images/…/x.jpg`` → ``…/labels/…/x.txt``."""
+    parts = list(image.parts)
+    if "images" not in parts[:-1]:
+        return image.with_suffix(".txt")
+    parts[len(parts) - 2 - parts[-2::-1].index("images")] = "labels"
+    return Path(*parts).with_suffix(".txt")
+
+
+def evaluate_model(
+    model: Path, data_yaml: Path, *, split: str = "val", confidence: float = 0.001, batch: int = 8
+) -> EvaluationReport:
+    """Precision, recall and AP50 per class of an ONNX model on one split of a YOLO dataset (whole images).
+
+    Precision and recall count every detection at or above ``confidence``: keep it low for AP, raise it to
+    the operating threshold for precision and recall.
+    """
+    data = read_split(data_yaml, split)
+    detector = OnnxDetector(model, params=DetectionParams(confidence=confidence))
+    found: list[Detections] = []
+    truths: list[GroundTruth] = []
+    for start in range(0, len(data.images), batch):
+        paths = data.images[start : start + batch]
+        images = [read_image(path) for path in paths]
+        ids = [str(path) for path in paths]
+        found += detector.detect(images, ids)
+        truths += [
+            label_truth(label, frame_id, image.shape[1], image.shape[0], data.class_names)
+            for label, frame_id, image in zip(data.labels[start : start + batch], ids, images, strict=True)
+        ]
+    return evaluate_detections(found, truths, classes=data.class_names)
+
+
+def read_image(path: Path) -> npt.NDArray[np.uint8]:
+    """A BGR image from a file, or a :class:`DatasetError` naming it."""
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if image is None:
+        raise DatasetError(f"{path}: not a readable image")
+    return np.asarray(image, np.uint8)
+
+
+def label_truth(label: Path, frame_id: str, width: int, height: int, names: tuple[str, ...]) -> GroundTruth:
+    """The labelled boxes; no label file means no objects, as YOLO tools read it."""
+    if not label.exists():
+        return GroundTruth(frame_id, np.zeros((0, 4), np.float32), np.zeros(0, np.int64), names)
+    try:
+        return read_yolo_labels(label, frame_id=frame_id, width_px=width, height_px=height, class_names=names)
+    except LabelError as error:
+        raise DatasetError(str(error)) from error
