@@ -142,6 +142,8 @@ def start_server(url: str, data_dir: Path, port: int, workers: int) -> subproces
         "--log-level",
         "warning",
         "--no-access-log",
+        "--timeout-keep-alive",
+        "30",
     ]
     server = subprocess.Popen(command, env=env)
     for _ in range(300):
@@ -173,10 +175,16 @@ async def hammer(
 
         async def user() -> None:
             nonlocal errors
+            if think_s > 0:  # users arrive spread over one think time (locust's spawn rate), not all at once
+                await asyncio.sleep(pause.uniform(0.0, think_s))
             while not queue.empty():
                 path = queue.get_nowait()
                 started = time.perf_counter()
-                response = await client.get(path)
+                try:
+                    response = await client.get(path)
+                except httpx.TransportError:  # a dropped connection counts as an error, not a crash
+                    errors += 1
+                    continue
                 latencies.append((time.perf_counter() - started) * 1000)
                 errors += response.status_code != 200
                 if think_s > 0:
@@ -221,7 +229,7 @@ def run_backend(name: str, url: str, world: World, args: argparse.Namespace, dat
             asyncio.run(hammer(base, paths[: args.users], args.users, headers))  # warm-up
             # service time alone; users reading pages (think time); users sending back to back (saturation)
             for users, think_s in ((1, 0.0), (args.users, args.think_s), (args.users, 0.0)):
-                batch = paths if users > 1 and think_s == 0 else paths[: max(args.requests // 4, 1)]
+                batch = paths if users > 1 and think_s == 0 else paths[: max(args.requests // 2, 1)]
                 latencies, errors, wall = asyncio.run(hammer(base, batch, users, headers, think_s))
                 p50, p95, p99 = (float(v) for v in np.percentile(latencies, [50, 95, 99]))
                 out.append(
