@@ -36,6 +36,7 @@ COMMAND_MODULES = (
     "drone.frames_cli",
     "drone.sim_cli",
     "vision.cli_detect",
+    "vision.cli_demo",
     "vision.cli",
     "tiles.cli",
     "api.cli",
