@@ -187,7 +187,7 @@ def bare_model_s(detector: Detector, frames: list[Frame], batch_size: int) -> fl
 def real_detector(model: Path | None, sliced: bool) -> tuple[Detector, str] | None:
     from vision.cli_detect import default_model
     from vision.detector import ModelError, load_detector
-    from vision.slicing import SlicedDetector
+    from vision.slicing import SlicedDetector, SliceParams
 
     candidates = [model] if model else []
     with contextlib.suppress(ModelError):  # no committed demo model yet: fall back to the shared weights
@@ -196,12 +196,23 @@ def real_detector(model: Path | None, sliced: bool) -> tuple[Detector, str] | No
     for path in candidates:
         if path is not None and path.exists():
             detector = load_detector(path)
+            full_frame = path != default_model_or_none()  # the demo model learnt objects at native scale
             return (
-                (SlicedDetector(detector), f"{path.name} sliced")
+                (SlicedDetector(detector, SliceParams(full_frame=full_frame)), f"{path.name} sliced")
                 if sliced
                 else (detector, f"{path.name} full-frame")
             )
     return None
+
+
+def default_model_or_none() -> Path | None:
+    from vision.cli_detect import default_model
+    from vision.detector import ModelError
+
+    try:
+        return default_model()
+    except ModelError:
+        return None
 
 
 def print_quality(label: str, scores: GeoScores) -> None:
