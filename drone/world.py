@@ -26,7 +26,6 @@ import geopandas as gpd
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
-import pyogrio
 import shapely
 from pyproj import CRS, Transformer
 from shapely import affinity
@@ -34,6 +33,7 @@ from shapely.geometry import LineString, Point, Polygon, box
 from shapely.geometry.base import BaseGeometry
 
 from drone.geometry import local_enu_crs
+from gis.io import gpkg_layers
 from gis.model import District
 
 CLASS_NAMES = ("car", "motorbike", "shed", "steel_shack", "clutter", "garbage")
@@ -192,9 +192,7 @@ def read_zones(path: Path) -> dict[str, gpd.GeoDataFrame]:
         WorldError: the file is missing or a layer is absent (naming the file and the layers).
     """
     path = Path(path)
-    if not path.is_file():
-        raise WorldError(f"{path}: file not found")
-    present = {str(row[0]) for row in pyogrio.list_layers(path)}
+    present = gpkg_layers(path, WorldError)
     missing = [name for name in ZONE_LAYERS if name not in present]
     if missing:
         raise WorldError(

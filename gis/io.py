@@ -733,6 +733,21 @@ def write_plan(plan: GridPlan, path: str | Path) -> None:
     )
 
 
+def gpkg_layers(path: Path, error: Callable[[str], Exception], *, what: str = "file") -> set[str]:
+    """The layer names of the GeoPackage at ``path``.
+
+    Raises:
+        Exception: ``error(message)`` when the file is missing ("PATH: WHAT not found") or cannot be opened
+            as a GeoPackage.
+    """
+    if not path.is_file():
+        raise error(f"{path}: {what} not found")
+    try:
+        return {str(row[0]) for row in pyogrio.list_layers(path)}
+    except Exception as exc:
+        raise error(f"{path}: cannot open as a GeoPackage: {exc}") from exc
+
+
 def read_plan(path: str | Path) -> GridPlan:
     """Read a plan GeoPackage written by :func:`write_plan` (or edited outside, keeping its contract).
 
@@ -740,12 +755,7 @@ def read_plan(path: str | Path) -> GridPlan:
         PlanError: the file is missing or unreadable, or a layer or column of the contract is missing.
     """
     path = Path(path)
-    if not path.is_file():
-        raise PlanError(f"{path}: file not found")
-    try:
-        present = {str(row[0]) for row in pyogrio.list_layers(path)}
-    except Exception as exc:
-        raise PlanError(f"{path}: cannot open as a GeoPackage: {exc}") from exc
+    present = gpkg_layers(path, PlanError)
     missing = [layer for layer in PLAN_LAYERS if layer not in present]
     if missing:
         raise PlanError(f"{path}: missing layer(s) {', '.join(missing)}; layers present: {sorted(present)}")

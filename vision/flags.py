@@ -20,10 +20,9 @@ from types import MappingProxyType
 
 import geopandas as gpd
 import pandas as pd
-import pyogrio
 import shapely
 
-from gis.io import write_layers
+from gis.io import gpkg_layers, write_layers
 
 FLAGS_LAYER = "flags"
 WGS84 = "EPSG:4326"
@@ -229,12 +228,7 @@ def read_flags_frame(path: Path) -> gpd.GeoDataFrame:
     Raises:
         FlagsError: the file is missing or unreadable, has no ``flags`` layer, or lacks a required column.
     """
-    if not path.is_file():
-        raise FlagsError(f"{path}: file not found")
-    try:
-        layers = {str(row[0]) for row in pyogrio.list_layers(path)}
-    except Exception as exc:
-        raise FlagsError(f"{path}: cannot open as a GeoPackage: {exc}") from exc
+    layers = gpkg_layers(path, FlagsError)
     if FLAGS_LAYER not in layers:
         raise FlagsError(f"{path}: no layer {FLAGS_LAYER!r}; layers present: {sorted(layers)}")
     frame = gpd.read_file(path, layer=FLAGS_LAYER, engine="pyogrio")

@@ -17,10 +17,10 @@ from pathlib import Path
 
 import geopandas as gpd
 import numpy as np
-import pyogrio
 from scipy.optimize import linear_sum_assignment
 
 from gis.crs import local_metric_crs
+from gis.io import gpkg_layers
 from vision.flags import read_flags_frame
 
 TRUTH_LAYER = "objects"
@@ -100,12 +100,7 @@ def read_truth(path: Path) -> gpd.GeoDataFrame:
     Raises:
         TruthError: the file is missing or unreadable, or the layer or a column is missing.
     """
-    if not path.is_file():
-        raise TruthError(f"{path}: truth file not found")
-    try:
-        layers = {str(row[0]) for row in pyogrio.list_layers(path)}
-    except Exception as exc:
-        raise TruthError(f"{path}: cannot open as a GeoPackage: {exc}") from exc
+    layers = gpkg_layers(path, TruthError, what="truth file")
     if TRUTH_LAYER not in layers:
         raise TruthError(f"{path}: no layer {TRUTH_LAYER!r}; layers present: {sorted(layers)}")
     frame = gpd.read_file(path, layer=TRUTH_LAYER, engine="pyogrio")

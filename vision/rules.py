@@ -23,11 +23,11 @@ from pathlib import Path
 
 import geopandas as gpd
 import numpy as np
-import pyogrio
 import pyproj
 import shapely
 from shapely.geometry.base import BaseGeometry
 
+from gis.io import gpkg_layers
 from gis.model import GridPlan
 from vision.flags import DEFAULT_SCHEME, Category, CategoryScheme
 
@@ -75,12 +75,7 @@ def read_zones(path: Path, crs: pyproj.CRS) -> Zones:
     Raises:
         ZonesError: the file is missing or unreadable, or a required zone layer is missing.
     """
-    if not path.is_file():
-        raise ZonesError(f"{path}: zones file not found")
-    try:
-        present = {str(row[0]) for row in pyogrio.list_layers(path)}
-    except Exception as exc:
-        raise ZonesError(f"{path}: cannot open as a GeoPackage: {exc}") from exc
+    present = gpkg_layers(path, ZonesError, what="zones file")
     missing = [name for name in ZONE_LAYERS if name not in present]
     if missing:
         raise ZonesError(
