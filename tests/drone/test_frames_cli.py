@@ -3,19 +3,24 @@
 from __future__ import annotations
 
 import json
-import socket
-import threading
-import time
 from datetime import timedelta, timezone
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from pymavlink import mavutil
 
 from drone.framedir import FrameDirSource
 from gis.cli import cli
-from tests.drone.test_sources import TLOG_START, write_klv_ts, write_photo, write_srt, write_tlog, write_video
+from tests.drone.test_sources import (
+    TLOG_START,
+    free_udp_port,
+    vehicle_sending_positions,
+    write_klv_ts,
+    write_photo,
+    write_srt,
+    write_tlog,
+    write_video,
+)
 
 
 def run(*args: str) -> tuple[int, str]:
@@ -119,25 +124,9 @@ def test_every_s_thins_frame_folders_and_klv_by_time(tmp_path: Path) -> None:
 
 def test_video_with_live_mavlink_link(tmp_path: Path) -> None:
     video = write_video(tmp_path / "live.avi", frames=10)
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    stop = threading.Event()
-
-    def vehicle() -> None:
-        link = mavutil.mavlink_connection(f"udpout:127.0.0.1:{port}", source_system=1)
-        while not stop.is_set():
-            link.mav.global_position_int_send(0, 313000000, 1206000000, 95500, 60000, 0, 0, 0, 9000)
-            time.sleep(0.01)
-        link.close()
-
-    sender = threading.Thread(target=vehicle, daemon=True)
-    sender.start()
-    try:
+    port = free_udp_port()
+    with vehicle_sending_positions(port):
         code, output = run(str(video), "--mavlink", f"udpin:127.0.0.1:{port}", "-o", str(tmp_path / "out"))
-    finally:
-        stop.set()
-        sender.join()
     assert code == 0, output
     assert "wrote 10 frames" in output
     assert all(f.pose.altitude_agl_m == 60.0 for f in FrameDirSource(tmp_path / "out"))

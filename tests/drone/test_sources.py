@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import re
 import socket
 import struct
 import threading
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from fractions import Fraction
 from pathlib import Path
@@ -489,26 +491,40 @@ def test_mavlink_source_errors(tmp_path: Path) -> None:
         MavlinkVideoSource(str(video), tlog, camera=CAMERA)
 
 
-def test_live_mavlink_link_over_loopback(tmp_path: Path) -> None:
-    video = write_video(tmp_path / "live.avi", frames=10)
+def free_udp_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
         probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+        port: int = probe.getsockname()[1]
+    return port
+
+
+@contextlib.contextmanager
+def vehicle_sending_positions(port: int, every_s: float = 0.01) -> Iterator[None]:
+    """A vehicle sending GLOBAL_POSITION_INT (31.3 N, 120.6 E, 60 m above home, heading 90°) to a UDP port
+    on loopback until the block ends."""
     stop = threading.Event()
 
     def vehicle() -> None:
         link = mavutil.mavlink_connection(f"udpout:127.0.0.1:{port}", source_system=1)
         while not stop.is_set():
             link.mav.global_position_int_send(0, 313000000, 1206000000, 95500, 60000, 0, 0, 0, 9000)
-            time.sleep(0.02)
+            time.sleep(every_s)
         link.close()
 
     sender = threading.Thread(target=vehicle, daemon=True)
-    with LiveTelemetry(f"udpin:127.0.0.1:{port}") as live:
-        sender.start()
-        frames = list(MavlinkVideoSource(str(video), live, camera=CAMERA))  # waits for the first position
+    sender.start()
+    try:
+        yield
+    finally:
         stop.set()
-    sender.join()
+        sender.join()
+
+
+def test_live_mavlink_link_over_loopback(tmp_path: Path) -> None:
+    video = write_video(tmp_path / "live.avi", frames=10)
+    port = free_udp_port()
+    with LiveTelemetry(f"udpin:127.0.0.1:{port}") as live, vehicle_sending_positions(port, every_s=0.02):
+        frames = list(MavlinkVideoSource(str(video), live, camera=CAMERA))  # waits for the first position
     assert len(frames) == 10
     assert frames[0].pose.altitude_agl_m == 60.0 and frames[0].pose.yaw_deg == 90.0
     assert abs(frames[0].timestamp - datetime.now(UTC)) < timedelta(seconds=10)
