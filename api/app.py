@@ -14,6 +14,7 @@ from api.db import Database, open_database
 from api.deps import RateLimiter, Service
 from api.routes import ROUTERS
 from api.settings import Settings
+from api.web import mount as mount_web
 from api.workflow import TimeLimits
 
 #: The one map from exceptions to HTTP statuses; routes never catch them.
@@ -51,6 +52,7 @@ def create_app(settings: Settings, database: Database | None = None) -> FastAPI:
     )
     for router in ROUTERS:
         app.include_router(router)
+    mount_web(app)
     app.add_exception_handler(errors.ApiError, _api_error)  # type: ignore[arg-type]
     app.middleware("http")(_limits)
     return app
