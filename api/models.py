@@ -343,6 +343,18 @@ class Flag(Spatial, Base):
     status: Mapped[str] = mapped_column(String(16), default="new")
     case_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # what the vision pipeline found (see vision.flags.Flag); paths are relative to the data folder
+    microgrid_code: Mapped[str | None] = mapped_column(String(17))
+    class_name: Mapped[str | None] = mapped_column(String(64))
+    rule: Mapped[str | None] = mapped_column(String(64))
+    severity: Mapped[int | None] = mapped_column(Integer)
+    sightings: Mapped[int | None] = mapped_column(Integer)
+    first_seen: Mapped[datetime | None] = mapped_column()
+    last_seen: Mapped[datetime | None] = mapped_column()
+    evidence_path: Mapped[str | None] = mapped_column(Text)
+    frame_path: Mapped[str | None] = mapped_column(Text)
+    frame_box: Mapped[list[Any] | None] = mapped_column()
+    error_m: Mapped[float | None] = mapped_column(Float)
 
 
 # --- cases -------------------------------------------------------------------------------------------------
