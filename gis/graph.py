@@ -14,6 +14,7 @@ import shapely
 from numpy.typing import NDArray
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
+from scipy.spatial import cKDTree
 
 from gis.units import rank_within
 
@@ -120,7 +121,7 @@ def tessellate(footprints: NDArray[np.object_], area: shapely.Polygon) -> NDArra
         voronoi = shapely.voronoi_polygons(shapely.multipoints(points), extend_to=extent, ordered=True)
         voronoi_cells = shapely.get_parts(voronoi)
     cells = _merge_by_owner(voronoi_cells, owner, len(footprints))
-    return _absorb_orphans(_carve(cells, footprints, area), footprints)
+    return _absorb_orphans(_carve(cells, footprints, area, (points, owner)), footprints)
 
 
 def build_graph(
@@ -172,15 +173,19 @@ def _seed_points(footprints: NDArray[np.object_]) -> tuple[NDArray[np.float64], 
 
 
 def _carve(
-    cells: NDArray[np.object_], footprints: NDArray[np.object_], area: shapely.Geometry
+    cells: NDArray[np.object_],
+    footprints: NDArray[np.object_],
+    area: shapely.Geometry,
+    seeds: tuple[NDArray[np.float64], NDArray[np.int64]],
 ) -> NDArray[np.object_]:
     """Clip cells to ``area`` and give every footprint wholly to its own cell, as an exact coverage.
 
     Voronoi cells of seed points only approximate the footprints (a neighbour's seed can be nearer to a
     corner). The outlines of the area, the cells and the footprints that stray out of their cells are noded
     together on a millimetre grid and polygonised; each face goes to the stray footprint it lies in, else to
-    the cell it lies in. Faces share their edges exactly, so the cells they make tile the area with no
-    slivers.
+    the owner of the seed point nearest to it (``seeds``: points and their owners), which is the cell it lies
+    in even where GEOS returns a broken Voronoi cell (it can, for cocircular seeds: one cell becomes the whole
+    frame). Faces share their edges exactly, so the cells they make tile the area with no slivers.
     """
     shapely.prepare(cells)
     stray = np.flatnonzero(~shapely.covers(cells, footprints))  # the others need no outline of their own
@@ -190,14 +195,18 @@ def _carve(
     noded = shapely.union_all(lines[~shapely.is_empty(lines)], grid_size=_PRECISION_M)
     faces = shapely.get_parts(shapely.polygonize(shapely.get_parts(noded)))
     probe = shapely.point_on_surface(faces)
-    inside = shapely.contains_properly(shapely.set_precision(area, _PRECISION_M), probe)
+    snapped = shapely.set_precision(area, _PRECISION_M)
+    shapely.prepare(snapped)
+    inside = shapely.contains_properly(snapped, probe)
     faces, probe = faces[inside], probe[inside]
     owner = np.full(len(faces), -1, dtype=np.int64)
     if len(stray):
         _first_containing(owner, probe, footprints[stray])
         owner[owner >= 0] = stray[owner[owner >= 0]]
-    _first_containing(owner, probe, cells)
-    return _merge_by_owner(faces[owner >= 0], owner[owner >= 0], len(cells))
+    unset = np.flatnonzero(owner < 0)
+    points, seed_owner = seeds
+    owner[unset] = seed_owner[cKDTree(points).query(shapely.get_coordinates(probe[unset]))[1]]
+    return _merge_by_owner(faces, owner, len(cells))
 
 
 def _first_containing(

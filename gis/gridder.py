@@ -24,7 +24,7 @@ from gis.graph import AtomGraph, build_graph, tessellate
 from gis.metrics import quality_report
 from gis.model import STATUS_OK, District, GridPlan, GridRules
 from gis.notes import Level, part_status
-from gis.partition import BalancedBisection, Partitioner, part_counts
+from gis.partition import BalancedBisection, Partitioner, merge_arealess, part_counts
 from gis.units import Atoms, split_buildings
 
 log = logging.getLogger(__name__)
@@ -148,7 +148,7 @@ class _CutState:
         for piece in range(int(pieces.max()) + 1):
             nodes = np.flatnonzero(pieces == piece).astype(np.int64)
             sub = graph.subgraph(nodes)
-            labels = grid_solver.partition(sub, rules.grid_min, rules.grid_max)
+            labels = merge_arealess(sub, grid_solver.partition(sub, rules.grid_min, rules.grid_max))
             for label in range(int(labels.max()) + 1):
                 grid_nodes = nodes[labels == label]
                 grid_id = self._new_grid(code, graph, grid_nodes, total, pieces.max() > 0, rules)
@@ -174,7 +174,7 @@ class _CutState:
         micro_solver: Partitioner,
     ) -> None:
         sub = graph.subgraph(grid_nodes)
-        labels = micro_solver.partition(sub, rules.micro_min, rules.micro_max)
+        labels = merge_arealess(sub, micro_solver.partition(sub, rules.micro_min, rules.micro_max))
         total = int(sub.weights.sum())
         for label in range(int(labels.max()) + 1):
             nodes = np.flatnonzero(labels == label)

@@ -12,11 +12,14 @@ The solver works in three steps:
 
 When the coarse graph leaves a part out of range, the solver retries on a finer graph (buildings, then
 atoms) and keeps the better result. On the finer graphs cuts inside a compound cost more, and afterwards each
-split compound that fits one part is moved wholly into one of its parts where ranges and connectivity allow.
+split compound that fits one part is moved wholly into one of its parts; where that leaves a part out of
+range, whole compounds and buildings of the neighbouring parts move to make room. A part the search leaves
+out of range is finally repaired by a chain of moves through its neighbours (an ejection chain).
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections import deque
 from dataclasses import dataclass, replace
@@ -51,6 +54,9 @@ class PartitionResult:
 
     labels: NDArray[np.int64]
     level: Coarsening
+
+
+_Scored = tuple[tuple[float, ...], PartitionResult]
 
 
 @dataclass(frozen=True)
@@ -89,22 +95,37 @@ class BalancedBisection:
         total = int(graph.weights.sum())
         if total <= high or len(graph) <= 1:
             return PartitionResult(np.zeros(len(graph), dtype=np.int64), "group")
-        best: tuple[tuple[float, ...], PartitionResult] | None = None
+        best = self._search(graph, low, high)
+        return best[1] if best[0][:2] == (0.0, 0.0) else self._repaired(graph, low, high, best)
+
+    def _repaired(self, graph: AtomGraph, low: int, high: int, best: _Scored) -> PartitionResult:
+        """The best result with parts still out of range repaired by chains of moves, where that helps."""
+        score, result = best
+        if score[0] > 0:
+            return result
+        labels = _dense(_refine_whole(graph, result.labels, low, high, self.refine_passes, chains=True))
+        if _score(graph, labels, low, high, groups=self.keep_groups) < score:
+            return PartitionResult(labels, result.level)
+        return result
+
+    def _search(self, graph: AtomGraph, low: int, high: int) -> _Scored:
+        """The best labelling over coarsening levels and part counts, with its score."""
+        best: _Scored | None = None
         levels = _LEVELS if self.keep_groups else _LEVELS[1:]
         for level in levels:
-            for k in part_counts(total, low, high)[: self.max_part_counts]:
+            for k in part_counts(int(graph.weights.sum()), low, high)[: self.max_part_counts]:
                 labels = self._solve_at(graph, level, k, low, high)
                 score = _score(graph, labels, low, high, groups=self.keep_groups)
                 if best is None or score < best[0]:
                     best = (score, PartitionResult(labels, level))
                 if best[0][:4] == (0.0, 0.0, 0.0, 0.0):
-                    return best[1]
+                    return best
             # In range on this level, but splitting compounds: the other part counts of this level were
             # tried for fewer splits; a finer level would only split more.
             if best is not None and best[0][:2] == (0.0, 0.0):
-                return best[1]
+                return best
         assert best is not None
-        return best[1]
+        return best
 
     def _solve_at(
         self, graph: AtomGraph, level: Coarsening, k: int, low: int, high: int
@@ -116,10 +137,11 @@ class BalancedBisection:
         labels = _bisect(coarse, k, low, high, self._directions())
         labels = _refine(coarse, labels, low, high, self.refine_passes)[mapping]
         if self.keep_groups and level != "group":
-            labels = _rejoin_groups(graph, labels, low, high)
+            labels = _rejoin_groups(graph, labels, low, high, self.refine_passes)
         return _dense(labels)
 
     def _directions(self) -> NDArray[np.float64]:
+        """Sweep directions spread over 180°, offset by the seed."""
         offset = (self.seed * 0.61803398875) % 1.0
         theta = (np.arange(self.angles) + offset) * math.pi / self.angles
         return np.column_stack([np.cos(theta), np.sin(theta)])
@@ -147,6 +169,36 @@ def part_counts(total: int, low: int, high: int) -> list[int]:
     return sorted(options, key=lambda k: _relative_violation(total / k, low, high))
 
 
+def merge_arealess(graph: AtomGraph, labels: NDArray[np.int64]) -> NDArray[np.int64]:
+    """Labels with every part that has no cell area merged into the neighbouring part it shares most edges with.
+
+    Atoms whose footprint got no cell of its own (floor ranges of one stairwell share a footprint) have no
+    area; a part made of such atoms only would have no polygon. Labels come back renumbered 0..k-1.
+
+    Example:
+        >>> from gis.graph import AtomGraph
+        >>> edges = np.array([[0, 1], [1, 2]])
+        >>> graph = AtomGraph(np.ones(3, dtype=np.int64), np.zeros((3, 2)), np.array([1.0, 1.0, 0.0]),
+        ...     np.ones(3), edges, np.ones(2), np.ones(2), np.full(3, -1), np.arange(3), np.zeros(3, dtype=bool))
+        >>> merge_arealess(graph, np.array([0, 1, 2])).tolist()
+        [0, 1, 1]
+    """
+    labels = labels.copy()
+    while True:
+        area = np.bincount(labels, weights=graph.area_m2)
+        present = np.unique(labels)
+        empty = present[area[present] <= 0]
+        if len(empty) == 0 or len(empty) == len(present):
+            return _dense(labels)
+        a, b = labels[graph.edges[:, 0]], labels[graph.edges[:, 1]]
+        part = int(empty[0])
+        touching = np.r_[b[a == part], a[b == part]]
+        touching = touching[touching != part]
+        if len(touching) == 0:
+            return _dense(labels)
+        labels[labels == part] = np.bincount(touching).argmax()
+
+
 def coarse_labels(graph: AtomGraph, level: Coarsening, high: int) -> NDArray[np.int64]:
     """Coarse node per atom: connected pieces of one compound/building whose households fit ``high``."""
     label = np.arange(len(graph), dtype=np.int64)
@@ -155,7 +207,7 @@ def coarse_labels(graph: AtomGraph, level: Coarsening, high: int) -> NDArray[np.
         same = (key[graph.edges[:, 0]] == key[graph.edges[:, 1]]) & (key[graph.edges[:, 0]] >= 0)
         comp = components(len(graph), graph.edges[same]).astype(np.int64)
         fits = (np.bincount(comp, weights=graph.weights)[comp] <= high) & (key >= 0)
-        label = np.where(fits, len(graph) + comp, label)
+        label = np.where(fits, int(label.max()) + 1 + comp, label)  # ids of this pass after all earlier ones
     return _dense(label)
 
 
@@ -195,27 +247,139 @@ def _guard_groups(graph: AtomGraph) -> AtomGraph:
     return replace(graph, edge_cost=np.where(inside, graph.edge_cost * COMPOUND_CUT_FACTOR, graph.edge_cost))
 
 
-def _rejoin_groups(graph: AtomGraph, labels: NDArray[np.int64], low: int, high: int) -> NDArray[np.int64]:
-    """Move each split compound (of at most ``high`` households) wholly into one of its parts where that
-    keeps every part in range and connected; the part holding most of its households is tried first."""
+def _rejoin_groups(
+    graph: AtomGraph, labels: NDArray[np.int64], low: int, high: int, passes: int = 10
+) -> NDArray[np.int64]:
+    """Move each split compound (of at most ``high`` households) wholly into one of its parts.
+
+    The part holding most of its households is tried first. A move that leaves a part out of range is
+    repaired by moving whole compounds, whole buildings and the atoms of split ones between the compound's
+    parts (:func:`_refine_whole`); the move is kept only when no part ends up disconnected or further out of
+    range. Parts may be left empty (the caller renumbers them).
+    """
     labels = labels.copy()
     member = np.flatnonzero(graph.group >= 0)
     for group in np.unique(graph.group[member]):
         atoms = member[graph.group[member] == group]
-        held = np.bincount(labels[atoms], weights=graph.weights[atoms])
-        if graph.weights[atoms].sum() > high or np.count_nonzero(held) < 2:
-            continue
-        for target in np.argsort(-held, kind="stable")[: np.count_nonzero(held)]:
-            trial = labels.copy()
-            trial[atoms] = target
-            touched = np.unique(labels[atoms])
-            weight = np.bincount(trial, weights=graph.weights, minlength=len(held))[touched]
-            if ((weight == 0) | ((weight >= low) & (weight <= high))).all() and _parts_connected(
-                graph, trial, touched
-            ):
-                labels = trial
-                break
+        if graph.weights[atoms].sum() <= high and len(np.unique(labels[atoms])) > 1:
+            labels = _rejoin_group(graph, labels, atoms, (low, high), passes)
     return labels
+
+
+def _rejoin_group(
+    graph: AtomGraph,
+    labels: NDArray[np.int64],
+    atoms: NDArray[np.int64],
+    limits: tuple[int, int],
+    passes: int,
+) -> NDArray[np.int64]:
+    """``labels`` with the compound of ``atoms`` in one of its parts, or unchanged when none can take it."""
+    parts = _neighbour_parts(graph, labels, np.unique(labels[atoms]))
+    nodes = np.flatnonzero(np.isin(labels, parts))
+    index = np.full(len(graph), -1, dtype=np.int64)
+    index[nodes] = np.arange(len(nodes))
+    joined = _join_compound(
+        graph.subgraph(nodes), np.searchsorted(parts, labels[nodes]), index[atoms], limits, passes
+    )
+    if joined is None:
+        return labels
+    result = labels.copy()
+    result[nodes] = parts[joined]
+    return result
+
+
+def _neighbour_parts(
+    graph: AtomGraph, labels: NDArray[np.int64], parts: NDArray[np.int64]
+) -> NDArray[np.int64]:
+    """``parts`` and the parts next to them, sorted."""
+    a, b = labels[graph.edges[:, 0]], labels[graph.edges[:, 1]]
+    touching = np.isin(a, parts) | np.isin(b, parts)
+    return np.unique(np.concatenate([parts, a[touching], b[touching]]))
+
+
+def _join_compound(
+    sub: AtomGraph, labels: NDArray[np.int64], atoms: NDArray[np.int64], limits: tuple[int, int], passes: int
+) -> NDArray[np.int64] | None:
+    """Labels of ``sub`` (the compound's parts and their neighbours) with ``atoms`` in one part, the most
+    compact of the ways that work (summed Polsby-Popper of the parts); None where none works."""
+    low, high = limits
+    held = np.bincount(labels[atoms], weights=sub.weights[atoms])
+    before = _health(sub, labels, low, high)
+    best: tuple[float, NDArray[np.int64]] | None = None
+    for target in np.flatnonzero(held):
+        trial = labels.copy()
+        trial[atoms] = target
+        after = _health(sub, trial, low, high)
+        if after[0] == 0 and after[1] > 0:
+            trial = _refine_whole(sub, trial, low, high, passes, chains=True)
+            after = _health(sub, trial, low, high)
+        if all(a <= b for a, b in zip(after, before, strict=True)):
+            compactness = _compactness(sub, trial)
+            if best is None or compactness > best[0]:
+                best = (compactness, trial)
+    return None if best is None else best[1]
+
+
+def _compactness(graph: AtomGraph, labels: NDArray[np.int64]) -> float:
+    """Summed Polsby-Popper of the parts, from the cells' areas and the parts' outlines."""
+    area, perimeter = _part_outlines(graph, labels)
+    return sum(_pp(a, p) for a, p in zip(area.tolist(), perimeter.tolist(), strict=True))
+
+
+def _part_outlines(
+    graph: AtomGraph, labels: NDArray[np.int64]
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Area and perimeter of each part: its cells' areas, and their outline plus the edges it is cut along."""
+    parts = int(labels.max()) + 1
+    cut = labels[graph.edges[:, 0]] != labels[graph.edges[:, 1]]
+    ends = labels[graph.edges[cut].ravel()]
+    perimeter = np.bincount(labels, weights=graph.boundary_m, minlength=parts)
+    perimeter += np.bincount(ends, weights=np.repeat(graph.edge_length_m[cut], 2), minlength=parts)
+    return _f64(np.bincount(labels, weights=graph.area_m2, minlength=parts)), _f64(perimeter)
+
+
+def _health(graph: AtomGraph, labels: NDArray[np.int64], low: int, high: int) -> tuple[int, int, int]:
+    """Disconnected parts, parts out of range and total households out of range, empty parts left out."""
+    weight = np.bincount(labels, weights=graph.weights)[np.unique(labels)]
+    violation = np.maximum(0, np.maximum(low - weight, weight - high))
+    return _disconnected_parts(graph, labels), int((violation > 0).sum()), int(violation.sum())
+
+
+def _refine_whole(
+    graph: AtomGraph, labels: NDArray[np.int64], low: int, high: int, passes: int, *, chains: bool = False
+) -> NDArray[np.int64]:
+    """:func:`_refine` on the graph whose nodes are the compounds and buildings lying whole in one part
+    (split ones stay atoms), so the refinement moves them whole and splits none."""
+    mapping = whole_nodes(graph, labels)
+    node_labels = np.zeros(int(mapping.max()) + 1, dtype=np.int64)
+    node_labels[mapping] = labels
+    return _refine(coarsen(graph, mapping), node_labels, low, high, passes, chains=chains)[mapping]
+
+
+def whole_nodes(graph: AtomGraph, labels: NDArray[np.int64]) -> NDArray[np.int64]:
+    """Node per atom: one node per building, then per compound, whose atoms are connected in one part.
+
+    Example:
+        >>> from gis.graph import AtomGraph
+        >>> edges = np.array([[0, 1], [1, 2], [2, 3]])
+        >>> graph = AtomGraph(np.ones(4, dtype=np.int64), np.zeros((4, 2)), np.ones(4), np.ones(4), edges,
+        ...     np.ones(3), np.ones(3), np.array([0, 0, 0, -1]), np.arange(4), np.zeros(4, dtype=bool))
+        >>> whole_nodes(graph, np.array([0, 0, 1, 1])).tolist()  # compound 0 is split: atoms stay apart
+        [0, 1, 2, 3]
+        >>> whole_nodes(graph, np.array([0, 0, 0, 1])).tolist()
+        [0, 0, 0, 1]
+    """
+    node = np.arange(len(graph), dtype=np.int64)
+    a, b = graph.edges[:, 0], graph.edges[:, 1]
+    for key in (graph.building, graph.group):
+        keyed = key >= 0
+        same = keyed[a] & (key[a] == key[b]) & (labels[a] == labels[b])
+        comp = components(len(graph), graph.edges[same]).astype(np.int64)
+        pairs = np.unique(np.column_stack([key[keyed], comp[keyed]]), axis=0)
+        pieces = np.bincount(pairs[:, 0], minlength=int(key.max(initial=0)) + 1)
+        whole = keyed & (pieces[np.maximum(key, 0)] == 1)
+        node = np.where(whole, int(node.max(initial=0)) + 1 + comp, node)
+    return _dense(node)
 
 
 def _parts_connected(graph: AtomGraph, labels: NDArray[np.int64], parts: NDArray[np.int64]) -> bool:
@@ -359,9 +523,10 @@ def _repair_sides(graph: AtomGraph, side: NDArray[np.bool_]) -> NDArray[np.bool_
 
 
 def _refine(
-    graph: AtomGraph, labels: NDArray[np.int64], low: int, high: int, passes: int
+    graph: AtomGraph, labels: NDArray[np.int64], low: int, high: int, passes: int, *, chains: bool = False
 ) -> NDArray[np.int64]:
-    """Move boundary nodes between neighbouring parts to fix ranges, then to raise compactness."""
+    """Move boundary nodes between neighbouring parts to fix ranges, then to raise compactness; with
+    ``chains``, parts still out of range are then repaired by chains of moves (:func:`_repair_ranges`)."""
     state = _RefineState(graph, labels, low, high)
     for _ in range(passes):
         moved = 0
@@ -372,7 +537,75 @@ def _refine(
                 moved += 1
         if moved == 0:
             break
+    if chains and ((state.weight < low) | (state.weight > high)).any():
+        _repair_ranges(state)
     return state.labels
+
+
+#: Longest chain of parts :func:`_repair_ranges` passes households along, and candidates tried per link.
+_CHAIN_DEPTH = 3
+_CHAIN_TRIES = 4
+
+
+def _repair_ranges(state: _RefineState) -> None:
+    """Bring parts into range by chains of moves (an ejection chain), where single moves cannot.
+
+    A part below the minimum takes a node from a neighbour; when that leaves the neighbour below the minimum,
+    the neighbour takes one from another part, and so on up to :data:`_CHAIN_DEPTH` parts. A part above the
+    maximum gives nodes away the same way. Chains that fail are undone, so no part ends further out of range
+    and every part stays connected.
+    """
+    state.log.clear()
+    for part in range(len(state.weight)):
+        while state.weight[part] < state.low and _chain(state, part, _CHAIN_DEPTH, {part}, fill=True):
+            pass
+        while state.weight[part] > state.high and _chain(state, part, _CHAIN_DEPTH, {part}, fill=False):
+            pass
+
+
+def _chain(state: _RefineState, part: int, depth: int, chain: set[int], *, fill: bool) -> bool:
+    """Move one node into (``fill``) or out of ``part``, then repair the other part in turn; False when no
+    chain of at most ``depth`` parts works (nothing is changed then)."""
+    for node, other in _chain_candidates(state, part, chain, fill=fill):
+        mark = len(state.log)
+        state.move(node, part if fill else other)
+        if _settled(state, other, depth, chain | {other}, fill=fill):
+            return True
+        state.undo(mark)
+    return False
+
+
+def _settled(state: _RefineState, part: int, depth: int, chain: set[int], *, fill: bool) -> bool:
+    """Whether ``part``, which just gave (``fill``) or took a node, is in range or repaired by a chain."""
+    low, high = state.low, state.high
+    while (state.weight[part] < low) if fill else (state.weight[part] > high):
+        if depth <= 1 or not _chain(state, part, depth - 1, chain, fill=fill):
+            return False
+    return True
+
+
+def _chain_candidates(
+    state: _RefineState, part: int, chain: set[int], *, fill: bool
+) -> list[tuple[int, int]]:
+    """(node, other part) pairs for a chain link: nodes of a neighbour moving into ``part`` (``fill``) or nodes
+    of ``part`` moving out, keeping ``part`` within the range's other end and the giving part connected; those
+    closest to what ``part`` needs first."""
+    weights, labels = state.graph.weights, state.labels
+    need = state.low - state.weight[part] if fill else state.weight[part] - state.high
+    found: dict[tuple[int, int], int] = {}
+    for node in np.flatnonzero(labels == part).tolist():
+        for other in state.neighbours[node]:
+            owner = int(labels[other])
+            if owner == part or owner in chain:
+                continue
+            giver = other if fill else node
+            w = int(weights[giver])
+            after = int(state.weight[part]) + (w if fill else -w)
+            if w > 0 and (after <= state.high if fill else after >= state.low):
+                found[(giver, owner)] = abs(int(need) - w)
+    ranked = sorted(found, key=lambda pair: (found[pair], pair))
+    connected = (pair for pair in ranked if _stays_connected(state.neighbours, labels, pair[0]))
+    return list(itertools.islice(connected, _CHAIN_TRIES))
 
 
 _Links = dict[int, tuple[float, float]]
@@ -384,14 +617,11 @@ class _RefineState:
     def __init__(self, graph: AtomGraph, labels: NDArray[np.int64], low: int, high: int) -> None:
         self.graph, self.low, self.high = graph, low, high
         self.labels = labels.copy()
+        self.log: list[tuple[int, int]] = []
         self.neighbours = _adjacency(graph)
         parts = int(labels.max()) + 1
         self.weight = np.bincount(labels, weights=graph.weights, minlength=parts).astype(np.int64)
-        self.area = np.bincount(labels, weights=graph.area_m2, minlength=parts)
-        cut = labels[graph.edges[:, 0]] != labels[graph.edges[:, 1]]
-        ends = labels[graph.edges[cut].ravel()]
-        self.perimeter = np.bincount(labels, weights=graph.boundary_m, minlength=parts)
-        self.perimeter += np.bincount(ends, weights=np.repeat(graph.edge_length_m[cut], 2), minlength=parts)
+        self.area, self.perimeter = _part_outlines(graph, labels)
 
     def best_move(self, node: int) -> int | None:
         """The part ``node`` should move to: range first, then compactness (Polsby-Popper); None to stay."""
@@ -411,6 +641,16 @@ class _RefineState:
 
     def move(self, node: int, target: int) -> None:
         """Move ``node`` to part ``target``, updating households, areas and perimeters."""
+        self.log.append((node, int(self.labels[node])))
+        self._apply(node, target)
+
+    def undo(self, mark: int) -> None:
+        """Take back the moves made since the log had ``mark`` entries, latest first."""
+        while len(self.log) > mark:
+            node, home = self.log.pop()
+            self._apply(node, home)
+
+    def _apply(self, node: int, target: int) -> None:
         home, links = int(self.labels[node]), self._links(node)
         total = sum(length for length, _ in links.values())
         inside, to_target = links.get(home, (0.0, 0.0))[0], links.get(target, (0.0, 0.0))[0]

@@ -10,7 +10,16 @@ import shapely
 import shapely.affinity
 from numpy.typing import NDArray
 
-from gis.graph import ROAD_CUT_FACTOR, AtomGraph, build_graph, components, tessellate
+from gis.graph import (
+    ROAD_CUT_FACTOR,
+    AtomGraph,
+    _carve,
+    _merge_by_owner,
+    _seed_points,
+    build_graph,
+    components,
+    tessellate,
+)
 
 SQUARE = shapely.box(0.0, 0.0, 200.0, 200.0)
 L_SHAPE = shapely.Polygon([(0, 0), (200, 0), (200, 60), (60, 60), (60, 200), (0, 200)])
@@ -279,3 +288,20 @@ def test_components_labels() -> None:
     assert labels[2] == labels[3] == labels[4]
     assert len({int(labels[0]), int(labels[2]), int(labels[5])}) == 3
     assert len(components(0, np.zeros((0, 2), dtype=np.int64))) == 0
+
+
+def test_carve_survives_a_broken_voronoi_cell() -> None:
+    # GEOS can return one Voronoi cell as the whole frame (seen for cocircular lattice seeds). Faces go to the
+    # owner of the nearest seed, so the cells come out as if the diagram were right.
+    area = shapely.box(0, 0, 90, 30)
+    footprints = np.array([shapely.box(5 + 30 * i, 10, 25 + 30 * i, 20) for i in range(3)], dtype=object)
+    points, owner = _seed_points(footprints)
+    voronoi = shapely.voronoi_polygons(shapely.multipoints(points), extend_to=area, ordered=True)
+    cells = _merge_by_owner(shapely.get_parts(voronoi), owner, len(footprints))
+    expected = _carve(cells, footprints, area, (points, owner))
+    broken = cells.copy()
+    broken[0] = shapely.box(-100, -100, 200, 200)
+    carved = _carve(broken, footprints, area, (points, owner))
+    assert shapely.area(carved).tolist() == pytest.approx(shapely.area(expected).tolist())
+    assert shapely.area(carved).sum() == pytest.approx(area.area)
+    assert shapely.covers(carved, footprints).all()

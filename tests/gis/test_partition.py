@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -9,7 +11,16 @@ from hypothesis import strategies as st
 from numpy.typing import NDArray
 
 from gis.graph import AtomGraph, components
-from gis.partition import BalancedBisection, _rejoin_groups, coarse_labels, coarsen, part_counts
+from gis.partition import (
+    BalancedBisection,
+    _refine,
+    _rejoin_groups,
+    coarse_labels,
+    coarsen,
+    merge_arealess,
+    part_counts,
+    whole_nodes,
+)
 
 GRID = (300, 500)
 MICRO = (50, 80)
@@ -271,3 +282,62 @@ def test_rejoin_moves_a_split_compound_into_one_part() -> None:
 def test_rejoin_leaves_a_compound_split_when_joining_breaks_the_range() -> None:
     graph, labels = _two_halves_with_compound(3, 6)  # 320 households: either side would reach 560
     assert _rejoin_groups(graph, labels, *GRID).tolist() == labels.tolist()
+
+
+def test_rejoin_repairs_the_range_by_moving_other_buildings() -> None:
+    # 2 x 12 lattice of 25 households: columns 0-5 and 6-11 hold 300 each. The compound (row 0, columns 5-6)
+    # straddles the cut; moving it wholly to the left leaves 325 | 275, and the repair hands the cell below
+    # it (row 1, column 5) to the right: 300 | 300.
+    cols = np.tile(np.arange(12), 2)
+    rows = np.repeat(np.arange(2), 12)
+    group = np.where((rows == 0) & ((cols == 5) | (cols == 6)), 0, -1).astype(np.int64)
+    graph = lattice(2, 12, np.full(24, 25, dtype=np.int64), group=group)
+    labels = (cols >= 6).astype(np.int64)
+    rejoined = _rejoin_groups(graph, labels, *GRID)
+    assert len(np.unique(rejoined[graph.group == 0])) == 1
+    assert np.bincount(rejoined, weights=graph.weights).tolist() == [300.0, 300.0]
+    assert parts_connected(graph, rejoined)
+
+
+def test_refine_chain_fills_a_part_through_its_neighbour() -> None:
+    # A path of 7 atoms in parts A | B | C = 75 | 60 | 45 (micro-grid range 50-80). No single move helps:
+    # B's atom next to C (20) would leave B at 40. The chain moves it to C and A's atom next to B (15) to B.
+    graph = lattice(1, 7, np.array([30, 30, 15, 40, 20, 25, 20], dtype=np.int64), high=MICRO[1])
+    labels = np.array([0, 0, 0, 1, 1, 2, 2], dtype=np.int64)
+    plain = _refine(graph, labels, *MICRO, passes=10)
+    assert np.bincount(plain, weights=graph.weights).min() < MICRO[0]
+    chained = _refine(graph, labels, *MICRO, passes=10, chains=True)
+    assert chained.tolist() == [0, 0, 1, 1, 2, 2, 2]
+    assert np.bincount(chained, weights=graph.weights).tolist() == [60.0, 55.0, 65.0]
+
+
+def test_refine_chain_leaves_labels_when_no_chain_exists() -> None:
+    # C (45) can only take from B (50), which has nothing to spare and no other neighbour to refill it.
+    graph = lattice(1, 4, np.array([25, 25, 25, 20], dtype=np.int64), high=MICRO[1])
+    labels = np.array([0, 0, 1, 1], dtype=np.int64)
+    assert _refine(graph, labels, *MICRO, passes=10, chains=True).tolist() == labels.tolist()
+
+
+def test_coarse_labels_keep_ids_of_the_two_passes_apart() -> None:
+    # Buildings {0,1} {2,3} {4,5} {6,7} on a path; compound 0 = {0..3} is too big (800) and stays as its two
+    # buildings; compounds 1 = {4,5} and 2 = {6,7} fit. Four coarse nodes, none joining two of them.
+    weights = np.array([200, 200, 200, 200, 100, 100, 100, 100], dtype=np.int64)
+    graph = lattice(1, 8, weights, group=np.array([0, 0, 0, 0, 1, 1, 2, 2], dtype=np.int64))
+    graph = replace(graph, building=np.array([0, 0, 1, 1, 2, 2, 3, 3], dtype=np.int64))
+    assert coarse_labels(graph, "group", 500).tolist() == [0, 0, 1, 1, 2, 2, 3, 3]
+
+
+def test_whole_nodes_lock_whole_compounds_and_free_split_ones() -> None:
+    graph = lattice(1, 6, np.full(6, 10, dtype=np.int64), group=np.array([0, 0, 1, 1, 1, -1], dtype=np.int64))
+    nodes = whole_nodes(graph, np.array([0, 0, 0, 1, 1, 1], dtype=np.int64))  # compound 1 is split
+    assert nodes[0] == nodes[1]  # compound 0 lies whole in part 0: one node
+    assert len(set(nodes[2:].tolist())) == 4  # compound 1's atoms and the loose atom stay apart
+
+
+def test_merge_arealess_joins_cellless_atoms_to_a_neighbour() -> None:
+    graph = lattice(1, 4, np.full(4, 10, dtype=np.int64))
+    graph = replace(graph, area_m2=np.array([1.0, 1.0, 0.0, 0.0]))
+    merged = merge_arealess(graph, np.array([0, 0, 1, 1], dtype=np.int64))
+    assert merged.tolist() == [0, 0, 0, 0]
+    untouched = merge_arealess(graph, np.array([0, 1, 1, 1], dtype=np.int64))
+    assert untouched.tolist() == [0, 1, 1, 1]
