@@ -10,21 +10,31 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import shapely
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from api.audit import record
+from api.categories import CategoryTable
 from api.errors import ConflictError, ForbiddenError, InputError, NotFoundError
 from api.geometry import spatial
 from api.models import Case, CaseClock, CaseEvent, Community, Flag, Grid, PlanVersion, Staff, utcnow
 from api.security import Principal
 from api.spatial import bbox_around, containing, distance_m, in_bbox
-from api.workflow import FINAL_STATES, LEVELS, PRIORITIES, TimeLimits, check_action, check_escalation, due_at
+from api.workflow import (
+    FIELD_ROLES,
+    FINAL_STATES,
+    LEVELS,
+    PRIORITIES,
+    TimeLimits,
+    check_action,
+    check_escalation,
+    due_at,
+)
 
 DUPLICATE_RADIUS_M = 250.0
 MAX_DUPLICATES = 5
 #: Flag status that follows its case's state (rejected flags are kept as hard negatives for training).
-_FLAG_STATUS = {"registered": "confirmed", "rejected": "rejected", "duplicate": "duplicate"}
+_FLAG_STATUS = {"registered": "accepted", "rejected": "rejected", "duplicate": "duplicate"}
 
 
 @dataclass(frozen=True)
@@ -74,10 +84,13 @@ def locate(session: Session, lon: float, lat: float) -> tuple[str | None, str]:
     )
 
 
-def file_case(session: Session, who: Principal, limits: TimeLimits, report: Report) -> Case:
-    """File a new case in state ``reported`` with its dispatch deadline."""
+def file_case(
+    session: Session, who: Principal, limits: TimeLimits, report: Report, *, categories: CategoryTable
+) -> Case:
+    """File a new case in state ``reported`` with its dispatch deadline; the category must be in the table."""
     if report.priority not in PRIORITIES:
         raise InputError(f"priority must be one of {', '.join(PRIORITIES)}", where={"field": "priority"})
+    categories.require(report.category)
     grid_code, territory = locate(session, report.lon, report.lat)
     now = utcnow()
     case = Case(
@@ -130,6 +143,14 @@ def can_see(who: Principal, case: Case) -> bool:
             case.territory
         )
     return who.covers(case.territory)
+
+
+def visible(who: Principal) -> Select[Case]:
+    """``select(Case)`` limited to what the caller sees: field staff their assigned cases, others their territory."""
+    stmt = select(Case)
+    if who.role in FIELD_ROLES:
+        return stmt.where(Case.assignee_staff_id == (who.staff_id if who.staff_id is not None else -1))
+    return stmt.where(Case.territory.startswith(who.territory)) if who.territory else stmt
 
 
 def duplicates(session: Session, case: Case) -> list[tuple[Case, float]]:
@@ -305,14 +326,14 @@ def grid_statistics(session: Session, who: Principal, *, now: datetime) -> list[
     """Per grid (or community, for cases outside published grids) of the caller's territory: cases by
     category, open, overdue, closed, on-time rate and mean hours to close."""
     cases = session.scalars(select(Case).where(Case.territory.startswith(who.territory))).all()
-    late = _late_case_ids(session, [c.id for c in cases if c.state == "closed"])
+    late = late_case_ids(session, [c.id for c in cases if c.state == "closed"])
     groups: dict[str, list[Case]] = defaultdict(list)
     for case in cases:
         groups[case.grid_code or case.territory].append(case)
     return [_grid_row(code, members, late, now) for code, members in sorted(groups.items())]
 
 
-def _late_case_ids(session: Session, closed_ids: list[int]) -> set[int]:
+def late_case_ids(session: Session, closed_ids: list[int]) -> set[int]:
     if not closed_ids:
         return set()
     clocks = session.scalars(select(CaseClock).where(CaseClock.case_id.in_(closed_ids))).all()

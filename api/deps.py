@@ -13,6 +13,7 @@ from fastapi import Depends, Path, Query, Request
 from fastapi.security import OAuth2PasswordBearer
 from sqlalchemy.orm import Session
 
+from api.categories import CategoryTable, default_table
 from api.db import Database, transaction
 from api.errors import AuthError
 from api.security import Principal, decode_token
@@ -57,6 +58,7 @@ class Service:
     db: Database
     limits: TimeLimits
     limiter: RateLimiter
+    categories: CategoryTable = field(default_factory=default_table)
 
 
 def get_service(request: Request) -> Service:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from api.security import ROLES
 from api.workflow import LEVELS, PRIORITIES
@@ -166,16 +166,6 @@ class GridDetail(GridPublic):
     units: list[UnitPublic]
 
 
-class MoveItem(BaseModel):
-    unit_id: Int
-    microgrid_code: str = Field(pattern=r"^\d{17}$")
-
-
-class MoveRequest(BaseModel):
-    revision: Int = Field(description="revision of the draft the edit was made on (409 when stale)")
-    moves: list[MoveItem] = Field(min_length=1, max_length=1000)
-
-
 class LockRequest(BaseModel):
     revision: Int
     locked: bool = True
@@ -206,8 +196,17 @@ class ValidationPublic(BaseModel):
     violations: list[ViolationPublic]
 
 
+#: A case category code of :mod:`api.categories` (GB/T 30428.2, e.g. ``0505``); checked against the table.
+CategoryCode = Annotated[
+    str,
+    Field(min_length=1, max_length=16, pattern=r"^[0-9A-Za-z_]+$", description="category code, e.g. 0505"),
+]
+#: A file path relative to the data folder (not absolute; one escaping the folder is refused on use).
+DataPath = Annotated[str, Field(min_length=1, max_length=500, pattern=r"^[^/\\:][^\\:]*$")]
+
+
 class CaseCreate(BaseModel):
-    category: str = Field(min_length=1, max_length=64, pattern=r"^[a-z_]+$")
+    category: CategoryCode
     lon: float = Lon
     lat: float = Lat
     priority: Priority = "normal"
@@ -216,22 +215,51 @@ class CaseCreate(BaseModel):
 
 
 class FlagCreate(BaseModel):
-    category: str = Field(min_length=1, max_length=64, pattern=r"^[a-z_]+$")
+    """A detector's finding; paths are relative to the data folder, ``frame_box`` is xyxy px in the frame."""
+
+    category: CategoryCode
     lon: float = Lon
     lat: float = Lat
     score: float | None = Field(default=None, ge=0, le=1)
     flight_id: Int | None = None
+    class_name: str | None = Field(default=None, max_length=64)
+    rule: str | None = Field(default=None, max_length=64)
+    severity: int | None = Field(default=None, ge=1, le=3)
+    sightings: int | None = Field(default=None, ge=1, le=MAX_INT)
+    first_seen: AwareDatetime | None = None
+    last_seen: AwareDatetime | None = None
+    evidence_path: DataPath | None = None
+    frame_path: DataPath | None = None
+    frame_box: list[Annotated[float, Field(ge=0, le=100_000)]] | None = Field(
+        default=None, min_length=4, max_length=4
+    )
+    error_m: float | None = Field(default=None, ge=0, le=10_000)
 
 
 class FlagPublic(Orm):
     id: int
     category: str
+    category_zh: str | None = None
+    category_en: str | None = None
     score: float | None
     lon: float
     lat: float
     grid_code: str | None
+    microgrid_code: str | None
+    territory: str
     status: str
     case_id: int | None
+    flight_id: int | None
+    class_name: str | None
+    rule: str | None
+    severity: int | None
+    sightings: int | None
+    first_seen: datetime | None
+    last_seen: datetime | None
+    frame_box: list[float] | None
+    error_m: float | None
+    has_evidence: bool = False
+    has_frame: bool = False
     created_at: datetime
 
 

@@ -13,13 +13,12 @@ from pathlib import Path
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-#: Minutes allowed per case category and level; ``"*"`` is the fallback category.
-DEFAULT_HANDLE_MINUTES: dict[str, dict[str, int]] = {
-    "*": {"compound": 24 * 60, "community": 48 * 60, "street": 72 * 60},
-    "illegal_parking": {"compound": 60, "community": 120, "street": 240},
-    "clutter": {"compound": 12 * 60, "community": 24 * 60, "street": 48 * 60},
-    "illegal_structure": {"compound": 7 * 24 * 60, "community": 15 * 24 * 60, "street": 30 * 24 * 60},
-}
+from api.categories import DEFAULT_URGENT, CategoryTable, load_table
+from api.workflow import TimeLimits
+
+#: Default time-limit overrides per category code and level: none, the table of :mod:`api.categories` holds
+#: the defaults (derived from the detector's category scheme).
+DEFAULT_HANDLE_MINUTES: dict[str, dict[str, int]] = {}
 
 
 class Settings(BaseSettings):
@@ -35,7 +34,13 @@ class Settings(BaseSettings):
         rate_limit_per_minute: requests per client address and minute (429 above it); 0 turns it off.
         dispatch_minutes_urgent / dispatch_minutes_normal: time from report to dispatch.
         recheck_minutes: time from handled to closed (on-site verification).
-        handle_minutes: time to handle per category and level (compound, community, street).
+        handle_minutes: minutes to handle per category code and level (compound, community, street) over the
+            defaults of :mod:`api.categories`, e.g. ``{"0505": {"compound": 30}}``; ``"*"`` for the rest.
+        urgent_categories: category codes always dispatched within ``dispatch_minutes_urgent``.
+        categories_csv: a city's category table (the detector's ``--categories`` CSV:
+            ``class_name,code,name,name_en,standard``) over the default GB/T 30428.2 codes.
+        import_dirs: folders besides the data folder that flight footage (video + SRT, photos) may be
+            read from.
     """
 
     model_config = SettingsConfigDict(env_prefix="SKYGRID_")
@@ -50,10 +55,28 @@ class Settings(BaseSettings):
     dispatch_minutes_normal: int = Field(default=30, gt=0)
     recheck_minutes: int = Field(default=60, gt=0)
     handle_minutes: dict[str, dict[str, int]] = Field(default_factory=lambda: dict(DEFAULT_HANDLE_MINUTES))
+    tianditu_key: SecretStr | None = None  # Tianditu WMTS key (SKYGRID_TIANDITU_KEY); offers that basemap
+    urgent_categories: list[str] = Field(default_factory=lambda: sorted(DEFAULT_URGENT))
+    categories_csv: Path | None = None
+    import_dirs: list[Path] = Field(default_factory=list)
 
     def resolved_database_url(self) -> str:
         """The database URL, defaulting to ``skygrid.sqlite`` in the data folder."""
         return self.database_url or f"sqlite:///{(self.data_dir / 'skygrid.sqlite').resolve()}"
+
+    def category_table(self) -> CategoryTable:
+        """The case categories with this city's time limits and urgency (see :mod:`api.categories`)."""
+        return load_table(self.categories_csv, limits=self.handle_minutes, urgent=self.urgent_categories)
+
+    def time_limits(self, categories: CategoryTable) -> TimeLimits:
+        """The deadlines of the closed loop for ``categories``."""
+        return TimeLimits(
+            dispatch_urgent=self.dispatch_minutes_urgent,
+            dispatch_normal=self.dispatch_minutes_normal,
+            recheck=self.recheck_minutes,
+            handle=categories.handle_minutes(),
+            urgent=categories.urgent_codes(),
+        )
 
     def secret(self) -> str:
         """The JWT secret; raises when none is configured."""

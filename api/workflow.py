@@ -70,19 +70,34 @@ ACTIONS: Final[Mapping[str, Action]] = {
 }
 
 
+#: Minutes to handle a case per level when neither its category nor ``"*"`` of the limits says.
+FALLBACK_HANDLE_MINUTES: Final[Mapping[str, int]] = {
+    "compound": 24 * 60,
+    "community": 48 * 60,
+    "street": 72 * 60,
+}
+
+
 @dataclass(frozen=True)
 class TimeLimits:
-    """Minutes allowed: report → dispatch by priority, handling per category and level, handled → closed."""
+    """Minutes allowed: report → dispatch by priority (or an urgent category), handling per category and
+    level, handled → closed."""
 
     dispatch_urgent: int
     dispatch_normal: int
     recheck: int
     handle: Mapping[str, Mapping[str, int]]
+    urgent: frozenset[str] = frozenset()
 
     def handle_minutes(self, category: str, level: str) -> int:
         """Minutes to handle a case of ``category`` at ``level`` (category ``*`` is the fallback)."""
-        table = self.handle.get(category) or self.handle["*"]
-        return table.get(level, self.handle["*"][level])
+        table = {**FALLBACK_HANDLE_MINUTES, **self.handle.get("*", {}), **self.handle.get(category, {})}
+        return table[level]
+
+    def dispatch_minutes(self, category: str, priority: str) -> int:
+        """Minutes from report to dispatch: the urgent limit for urgent reports and urgent categories."""
+        urgent = priority == "urgent" or category in self.urgent
+        return self.dispatch_urgent if urgent else self.dispatch_normal
 
 
 def check_action(action_name: str, *, state: str, role: str, is_assignee: bool) -> Action:
@@ -122,7 +137,7 @@ def due_at(
 ) -> datetime | None:
     """The deadline a case gets on entering ``state``, or None when the state has none of its own."""
     if state == "reported":
-        minutes = limits.dispatch_urgent if priority == "urgent" else limits.dispatch_normal
+        minutes = limits.dispatch_minutes(category, priority)
     elif state == "dispatched" and level is not None:
         minutes = limits.handle_minutes(category, level)
     elif state == "handled":

@@ -38,7 +38,6 @@ from api.models import Plan, User
 from api.plans import store_version
 from api.security import Principal, hash_password
 from api.settings import Settings
-from api.workflow import TimeLimits
 from gis.demo import make_demo_district, write_demo
 from gis.gridder import make_plan
 from gis.model import District as GisDistrict
@@ -102,7 +101,9 @@ def fill(database: Database, world: World, cases: int) -> tuple[list[str], list[
 
 
 def _add_cases(database: Database, world: World, count: int) -> list[int]:
-    limits = TimeLimits(10, 30, 60, Settings().handle_minutes)
+    settings = Settings()
+    categories = settings.category_table()
+    limits = settings.time_limits(categories)
     rng = np.random.default_rng(7)
     # case locations: building points, which always lie inside a community
     points = shapely.get_coordinates(world.district.buildings.to_crs("EPSG:4326").representative_point())
@@ -110,8 +111,9 @@ def _add_cases(database: Database, world: World, count: int) -> list[int]:
     with transaction(database.write) as session:
         for i in range(count):
             lon, lat = points[rng.integers(len(points))]
-            category = ("clutter", "illegal_parking", "illegal_structure")[i % 3]
-            ids.append(file_case(session, ADMIN, limits, Report(category, float(lon), float(lat))).id)
+            category = ("0507", "0505", "0101")[i % 3]
+            report = Report(category, float(lon), float(lat))
+            ids.append(file_case(session, ADMIN, limits, report, categories=categories).id)
     return ids
 
 

@@ -1,4 +1,4 @@
-"""Cases and their closed loop, flags from the detector, photos, and per-grid statistics."""
+"""Cases and their closed loop, photos, the case board, per-grid statistics and trend, re-check missions."""
 
 from __future__ import annotations
 
@@ -7,19 +7,20 @@ import os
 import secrets
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-import shapely
 from fastapi import APIRouter, File, Query, UploadFile
+from fastapi.responses import FileResponse
 from PIL import Image, UnidentifiedImageError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from api import cases
+from api import cases, dashboard, recheck
+from api.case_schemas import BoardCase, CaseBoard, CategoryPublic, RecheckMission, RecheckRequest, TrendWeek
 from api.deps import CurrentUser, IdPath, Offset, ReadSession, Service, ServiceDep, writing
 from api.errors import InputError, NotFoundError, TooLargeError
-from api.geometry import spatial
-from api.models import Case, CaseClock, CaseEvent, Flag, utcnow
+from api.missions import FORMATS
+from api.models import Case, CaseClock, CaseEvent, Sortie, utcnow
 from api.schemas import (
     CaseAction,
     CaseCreate,
@@ -27,8 +28,6 @@ from api.schemas import (
     CaseFiled,
     CasePublic,
     DuplicatePublic,
-    FlagCreate,
-    FlagPublic,
     GridStats,
 )
 from api.security import Principal
@@ -55,7 +54,7 @@ def _suggestions(session: Any, case: Case) -> list[DuplicatePublic]:
 def file_case(service: Service, who: Principal, report: cases.Report) -> CaseFiled:
     """File a case and return it with duplicate suggestions (same category, open, within 250 m)."""
     with writing(service) as session:
-        case = cases.file_case(session, who, service.limits, report)
+        case = cases.file_case(session, who, service.limits, report, categories=service.categories)
         suggestions = _suggestions(session, case)
     return CaseFiled(**case_public(case, utcnow()).model_dump(), duplicate_suggestions=suggestions)
 
@@ -76,20 +75,19 @@ def report_case(service: ServiceDep, who: CurrentUser, body: CaseCreate) -> Case
 def list_cases(
     session: ReadSession,
     who: CurrentUser,
-    state: Annotated[str | None, Query(description=f"one of {', '.join(STATES)}")] = None,
+    state: Annotated[str | None, Query(description=f"open, or one of {', '.join(STATES)}")] = None,
     category: str | None = None,
     grid_code: str | None = None,
     overdue: bool | None = None,
+    sort: Literal["newest", "due"] = "newest",
     offset: Offset = 0,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> list[CasePublic]:
-    """Cases visible to the caller, newest first, with filters."""
-    stmt = select(Case)
-    if who.role in ("grid_worker", "handling_unit"):
-        stmt = stmt.where(Case.assignee_staff_id == (who.staff_id or -1))
-    elif who.territory:
-        stmt = stmt.where(Case.territory.startswith(who.territory))
-    if state is not None:
+    """Cases visible to the caller, newest first or nearest deadline first, with filters."""
+    stmt = cases.visible(who)
+    if state == "open":
+        stmt = stmt.where(Case.state.not_in(FINAL_STATES))
+    elif state is not None:
         stmt = stmt.where(Case.state == state)
     if category is not None:
         stmt = stmt.where(Case.category == category)
@@ -99,8 +97,69 @@ def list_cases(
     if overdue is not None:
         late = Case.due_at.is_not(None) & (Case.due_at < now) & Case.state.not_in(FINAL_STATES)
         stmt = stmt.where(late if overdue else ~late)
-    rows = session.scalars(stmt.order_by(Case.id.desc()).offset(offset).limit(limit))
+    keys = (Case.id.desc(),) if sort == "newest" else (Case.due_at.is_(None), Case.due_at, Case.id)
+    rows = session.scalars(stmt.order_by(*keys).offset(offset).limit(limit))
     return [case_public(c, now) for c in rows]
+
+
+@router.get("/categories", response_model=list[CategoryPublic])
+def categories(service: ServiceDep) -> list[CategoryPublic]:
+    """The case categories (code, names, standard, urgency, minutes to handle per level)."""
+    return [
+        CategoryPublic(**{**vars(c), "handle_minutes": dict(c.handle_minutes)})
+        for c in service.categories.by_code.values()
+    ]
+
+
+@router.get("/cases/board", response_model=CaseBoard)
+def case_board(
+    session: ReadSession, who: CurrentUser, limit: Annotated[int, Query(ge=1, le=500)] = 200
+) -> CaseBoard:
+    """Open cases by level (``undispatched`` before dispatch), overdue on top, then by deadline."""
+    now = utcnow()
+    columns = dashboard.board(session, who, now=now, limit=limit)
+    return CaseBoard(
+        now=now,
+        **{
+            name: [BoardCase(**case_public(c, now).model_dump(), seconds_left=left) for c, left in rows]
+            for name, rows in columns.items()
+        },
+    )
+
+
+@router.post("/cases/recheck-mission", response_model=RecheckMission, status_code=201)
+def recheck_mission(service: ServiceDep, who: CurrentUser, body: RecheckRequest) -> RecheckMission:
+    """A drone mission to the open cases of ``grid_codes`` (hover and photograph each), kept as a mission."""
+    who.require("inspector", "operator")
+    home = (body.home_lon, body.home_lat) if body.home_lon is not None and body.home_lat is not None else None
+    request = recheck.RecheckRequest(
+        tuple(dict.fromkeys(body.grid_codes)), body.camera, body.altitude_m, home
+    )
+    with writing(service) as session:
+        row, case_ids = recheck.store_recheck(session, who, request, service.settings.data_dir)
+        sorties = session.scalars(select(Sortie).where(Sortie.mission_id == row.id)).all()
+        base = f"/api/v1/cases/recheck-missions/{row.id}/download"
+        return RecheckMission(
+            mission_id=row.id,
+            case_ids=case_ids,
+            sorties=len(sorties),
+            waypoints=sum(len(s.waypoints) for s in sorties),
+            downloads={fmt: f"{base}?format={fmt}" for fmt in FORMATS},
+        )
+
+
+@router.get("/cases/recheck-missions/{mission_id}/download", response_class=FileResponse)
+def recheck_download(
+    service: ServiceDep,
+    session: ReadSession,
+    who: CurrentUser,
+    mission_id: IdPath,
+    format: Literal["plan", "waypoints", "kmz", "geojson", "kml"] = "plan",
+) -> FileResponse:
+    """The re-check mission as a file: QGC ``.plan``, ``.waypoints``, DJI ``.kmz``, GeoJSON or KML."""
+    row = recheck.recheck_mission(session, who, mission_id)
+    path, media_type, name = recheck.download(service.settings.data_dir, row, format)
+    return FileResponse(path, media_type=media_type, filename=name)
 
 
 @router.get("/cases/{case_id}", response_model=CaseDetail)
@@ -189,51 +248,19 @@ def _image_suffix(data: bytes, filename: str) -> str:
     return _PHOTO_FORMATS[kind]
 
 
-@router.post("/flags", response_model=FlagPublic, status_code=201)
-def add_flag(service: ServiceDep, who: CurrentUser, body: FlagCreate) -> Flag:
-    """A detector's finding: stored as a flag and filed as a case (source ``flag``) for inspectors to triage."""
-    who.require("operator", "inspector")
-    with writing(service) as session:
-        grid_code, territory = cases.locate(session, body.lon, body.lat)
-        flag = Flag(
-            category=body.category,
-            score=body.score,
-            lon=body.lon,
-            lat=body.lat,
-            grid_code=grid_code,
-            territory=territory,
-            flight_id=body.flight_id,
-            status="new",
-            **spatial(shapely.Point(body.lon, body.lat)),
-        )
-        session.add(flag)
-        session.flush()
-        case = cases.file_case(
-            session,
-            who,
-            service.limits,
-            cases.Report(body.category, body.lon, body.lat, source="flag", flag_id=flag.id),
-        )
-        flag.case_id = case.id
-    return flag
-
-
-@router.get("/flags", response_model=list[FlagPublic])
-def list_flags(
-    session: ReadSession,
-    who: CurrentUser,
-    status: str | None = None,
-    offset: Offset = 0,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-) -> list[Flag]:
-    """Flags in the caller's territory; ``status=rejected`` lists the hard negatives kept for training."""
-    stmt = select(Flag).where(Flag.territory.startswith(who.territory))
-    if status is not None:
-        stmt = stmt.where(Flag.status == status)
-    return list(session.scalars(stmt.order_by(Flag.id.desc()).offset(offset).limit(limit)))
-
-
 @router.get("/stats/grids", response_model=list[GridStats])
 def grid_stats(session: ReadSession, who: CurrentUser) -> list[dict[str, Any]]:
     """Per grid: cases by category, open, overdue, closed, on-time rate and mean hours to close."""
     return cases.grid_statistics(session, who, now=utcnow())
+
+
+@router.get("/stats/trend", response_model=list[TrendWeek])
+def trend(
+    session: ReadSession,
+    who: CurrentUser,
+    grid_code: Annotated[list[str] | None, Query(description="grids to count (all when none)")] = None,
+    weeks: Annotated[int, Query(ge=1, le=104)] = 8,
+) -> list[TrendWeek]:
+    """Weekly cases filed and closed (on time), mean hours to close, for the last ``weeks`` weeks."""
+    rows = dashboard.weekly_trend(session, who, grid_codes=grid_code or [], weeks=weeks, now=utcnow())
+    return [TrendWeek(**vars(row)) for row in rows]

@@ -1,42 +1,64 @@
 """Open311 GeoReport v2 (JSON): services, requests and filing a request, for city platforms and outside apps.
 
-Our case states map to Open311's two: closed, rejected and duplicate are ``closed``; every other state is
-``open``. Reading is public and shows no personal data; filing needs an access token, as the ``api_key``
+Services are the case categories of :mod:`api.categories`: ``service_code`` is the GB/T 30428.2 code (e.g.
+``0505``) and ``service_name`` its Chinese name. Our case states map to Open311's two: closed, rejected and
+duplicate are ``closed``; every other state is ``open``. Errors take GeoReport's form
+``[{"code": 400, "description": "..."}]``. Reading is public and shows no personal data; filing needs an access token, as the ``api_key``
 field or a bearer header. Both ``/requests`` and ``/requests.json`` forms are served.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Coroutine, Mapping
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Form, Query, Request
+from fastapi import APIRouter, Form, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 from pydantic import BaseModel
 from sqlalchemy import select
 
 from api import cases
+from api.categories import CategoryTable
 from api.deps import IdPath, ReadSession, ServiceDep, current_user
-from api.errors import InputError, NotFoundError
+from api.errors import ApiError, NotFoundError
 from api.models import Case
 from api.routes.cases import file_case
 from api.workflow import FINAL_STATES
 
-router = APIRouter(prefix="/open311/v2", tags=["open311"])
-
-#: service_code → (name, description) of the services a resident can report.
-SERVICES: dict[str, tuple[str, str]] = {
-    "illegal_structure": (
-        "违章搭建 Illegal structure",
-        "Sheds, roof extensions, enclosed balconies, steel shacks",
-    ),
-    "clutter": ("乱堆乱放 Clutter", "Piled materials, garbage or bulky waste in public space or stairwells"),
-    "illegal_parking": (
-        "乱停乱放 Illegal parking",
-        "Vehicles outside parking bays, on fire lanes or green space",
-    ),
-    "other": ("其他 Other", "Any other problem in the community"),
-}
 AGENCY = "SkyGrid community grid governance / 网格化管理"
+
+
+class GeoReportRoute(APIRoute):
+    """A route whose errors take GeoReport v2's form, ``[{"code": 404, "description": "..."}]``; the status
+    comes from the service's one exception map (a request the schema refuses, or unusable content, is 400)."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def route(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except RequestValidationError as error:
+                problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())
+                return _georeport(400, problems)
+            except ApiError as error:
+                answer = await request.app.exception_handlers[ApiError](request, error)
+                status = 400 if answer.status_code == 422 else answer.status_code
+                where = f" ({', '.join(f'{k}: {v}' for k, v in error.where.items())})" if error.where else ""
+                return _georeport(status, f"{error.message}{where}", answer.headers)
+
+        return route
+
+
+def _georeport(status: int, description: str, headers: Mapping[str, str] | None = None) -> JSONResponse:
+    kept = {k: v for k, v in (headers or {}).items() if k.lower() == "www-authenticate"}
+    return JSONResponse([{"code": status, "description": description}], status_code=status, headers=kept)
+
+
+router = APIRouter(prefix="/open311/v2", tags=["open311"], route_class=GeoReportRoute)
 
 
 class Service311(BaseModel):
@@ -83,10 +105,11 @@ def _status(case: Case) -> tuple[Literal["open", "closed"], str | None]:
     return "open", case.state
 
 
-def to_open311(case: Case) -> Request311:
-    """A case as an Open311 service request."""
+def to_open311(case: Case, categories: CategoryTable) -> Request311:
+    """A case as an Open311 service request (``service_name`` in Chinese)."""
     status, notes = _status(case)
-    name = SERVICES.get(case.category, (case.category, ""))[0]
+    category = categories.get(case.category)
+    name = category.name_zh if category is not None else case.category
     return Request311(
         service_request_id=str(case.id),
         status=status,
@@ -110,17 +133,24 @@ def to_open311(case: Case) -> Request311:
 
 @router.get("/services", response_model=list[Service311])
 @router.get("/services.json", response_model=list[Service311], include_in_schema=False)
-def services() -> list[Service311]:
-    """The kinds of problem that can be reported."""
+def services(service: ServiceDep) -> list[Service311]:
+    """The kinds of problem that can be reported: the case categories (code, Chinese name)."""
     return [
-        Service311(service_code=code, service_name=name, description=text, keywords=code.replace("_", ","))
-        for code, (name, text) in SERVICES.items()
+        Service311(
+            service_code=c.code,
+            service_name=c.name_zh,
+            description=f"{c.name_en} ({c.standard} {c.code})",
+            keywords=",".join((c.name_zh, *c.name_en.split())),
+            group="城市管理 city management",
+        )
+        for c in service.categories.by_code.values()
     ]
 
 
 @router.get("/requests", response_model=list[Request311])
 @router.get("/requests.json", response_model=list[Request311], include_in_schema=False)
 def list_requests(
+    service: ServiceDep,
     session: ReadSession,
     service_request_id: str | None = None,
     service_code: str | None = None,
@@ -143,19 +173,20 @@ def list_requests(
         stmt = stmt.where(Case.created_at >= start_date)
     if end_date is not None:
         stmt = stmt.where(Case.created_at <= end_date)
-    return [to_open311(c) for c in session.scalars(stmt.order_by(Case.id.desc()).limit(limit))]
+    rows = session.scalars(stmt.order_by(Case.id.desc()).limit(limit))
+    return [to_open311(c, service.categories) for c in rows]
 
 
 @router.get("/requests/{request_id}", response_model=list[Request311])
 @router.get("/requests/{request_id}.json", response_model=list[Request311], include_in_schema=False)
-def get_request(session: ReadSession, request_id: IdPath) -> list[Request311]:
+def get_request(service: ServiceDep, session: ReadSession, request_id: IdPath) -> list[Request311]:
     """One service request (as a one-element list, as Open311 returns it)."""
     case = session.get(Case, request_id)
     if case is None:
         raise NotFoundError(
             f"service request {request_id} does not exist", where={"service_request_id": request_id}
         )
-    return [to_open311(case)]
+    return [to_open311(case, service.categories)]
 
 
 @router.post("/requests", response_model=list[Filed311], status_code=201)
@@ -173,11 +204,7 @@ def post_request(
     """File a service request (form-encoded, as Open311 clients send it)."""
     token = api_key or request.headers.get("authorization", "").removeprefix("Bearer ").strip()
     who = current_user(service, token or None)
-    if service_code not in SERVICES:
-        raise InputError(
-            f"unknown service_code {service_code!r}; see /open311/v2/services",
-            where={"field": "service_code"},
-        )
+    service.categories.require(service_code, field="service_code")
     filed = file_case(
         service,
         who,

@@ -194,7 +194,7 @@ def points(demo_gpkg: Path) -> dict[str, tuple[float, float]]:
 
 
 def file(
-    env: Env, point: tuple[float, float], category: str = "clutter", user: str = "inspector"
+    env: Env, point: tuple[float, float], category: str = "0507", user: str = "inspector"
 ) -> dict[str, Any]:
     response = env.client.post(
         "/api/v1/cases",

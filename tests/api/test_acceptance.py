@@ -24,13 +24,15 @@ def test_import_grid_publish_flag_to_closed_open311(
     flag = env.client.post(
         "/api/v1/flags",
         headers=env.login("operator"),
-        json={"category": "illegal_parking", "lon": lon, "lat": lat, "score": 0.91},
+        json={"category": "0505", "lon": lon, "lat": lat, "score": 0.91},
     ).json()
-    case = env.client.get(f"/api/v1/cases/{flag['case_id']}", headers=env.login("inspector")).json()
+    accepted = env.client.post(
+        f"/api/v1/flags/{flag['id']}/review", headers=env.login("inspector"), json={"action": "accept"}
+    ).json()["flags"][0]
+    case = env.client.get(f"/api/v1/cases/{accepted['case_id']}", headers=env.login("inspector")).json()
     assert case["grid_code"] is not None and case["grid_code"].startswith(COMMUNITY_A)
+    assert (case["state"], case["source"]) == ("registered", "machine")
     steps: list[tuple[str, str, dict[str, object]]] = [
-        ("inspector", "triage", {}),
-        ("inspector", "register", {}),
         ("inspector", "dispatch", {"level": "compound", "staff_id": 1}),
         ("worker", "start", {}),
         ("worker", "handle", {"note": "car moved / 车辆已挪走"}),
@@ -43,8 +45,8 @@ def test_import_grid_publish_flag_to_closed_open311(
     request = env.client.get(f"/open311/v2/requests/{case['id']}.json").json()[0]
     assert (request["status"], request["service_code"], request["address_id"]) == (
         "closed",
-        "illegal_parking",
+        "0505",
         case["grid_code"],
     )
     flags = env.client.get("/api/v1/flags", headers=env.login("inspector")).json()
-    assert [(f["id"], f["status"]) for f in flags] == [(flag["id"], "confirmed")]
+    assert [(f["id"], f["status"], f["case_id"]) for f in flags] == [(flag["id"], "accepted", case["id"])]

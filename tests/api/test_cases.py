@@ -4,6 +4,7 @@ deadlines, flags kept as hard negatives, photos and per-grid statistics."""
 from __future__ import annotations
 
 import io
+import zipfile
 from datetime import timedelta
 from typing import Any
 
@@ -12,7 +13,7 @@ from PIL import Image
 from sqlalchemy import update
 
 from api.db import transaction
-from api.models import Case, utcnow
+from api.models import Case, PlanVersion, utcnow
 from tests.api.conftest import COMMUNITY_A, COMMUNITY_B, Env, file, ok, step
 
 
@@ -65,7 +66,7 @@ def test_full_loop_to_closed(loop: Env, points: dict[str, tuple[float, float]]) 
         1,
         0,
         1.0,
-        {"clutter": 1},
+        {"0507": 1},
     )
     assert row["mean_hours_to_close"] is not None and row["mean_hours_to_close"] >= 0
 
@@ -153,7 +154,7 @@ def test_territory_scoping(loop: Env, points: dict[str, tuple[float, float]]) ->
 def test_duplicate_suggestions_and_marking(loop: Env, points: dict[str, tuple[float, float]]) -> None:
     lon, lat = points[COMMUNITY_A]
     first = file(loop, (lon, lat))
-    other_kind = file(loop, (lon, lat), category="illegal_parking")
+    other_kind = file(loop, (lon, lat), category="0505")
     far = file(loop, (lon + 0.01, lat))  # about 950 m east
     second = file(loop, (lon + 0.001, lat))  # about 95 m east
     assert [s["case_id"] for s in second["duplicate_suggestions"]] == [first["id"]]
@@ -170,34 +171,9 @@ def test_duplicate_suggestions_and_marking(loop: Env, points: dict[str, tuple[fl
     assert (open311["status"], open311["status_notes"]) == ("closed", f"duplicate of {first['id']}")
 
 
-def test_rejected_flag_is_kept_as_hard_negative(loop: Env, points: dict[str, tuple[float, float]]) -> None:
-    lon, lat = points[COMMUNITY_A]
-    response = loop.client.post(
-        "/api/v1/flags",
-        headers=loop.login("operator"),
-        json={"category": "illegal_structure", "lon": lon, "lat": lat, "score": 0.41},
-    )
-    assert response.status_code == 201, response.text
-    flag = response.json()
-    case = loop.client.get(f"/api/v1/cases/{flag['case_id']}", headers=loop.login("inspector")).json()
-    assert (case["source"], case["flag_id"], case["state"]) == ("flag", flag["id"], "reported")
-    case = ok(loop, case, "inspector", "triage")
-    ok(loop, case, "inspector", "reject", note="shadow of a tree")
-    negatives = loop.client.get("/api/v1/flags?status=rejected", headers=loop.login("inspector")).json()
-    assert [f["id"] for f in negatives] == [flag["id"]]
-    assert (
-        loop.client.post(
-            "/api/v1/flags",
-            headers=loop.login("worker"),
-            json={"category": "clutter", "lon": lon, "lat": lat},
-        ).status_code
-        == 403
-    )
-
-
 def test_overdue_cases_are_flagged_and_counted(loop: Env, points: dict[str, tuple[float, float]]) -> None:
     late = file(loop, points[COMMUNITY_A])
-    file(loop, points[COMMUNITY_A], category="illegal_parking")
+    file(loop, points[COMMUNITY_A], category="0505")
     with transaction(loop.db.write) as session:
         session.execute(
             update(Case).where(Case.id == late["id"]).values(due_at=utcnow() - timedelta(minutes=5))
@@ -226,6 +202,125 @@ def test_report_outside_every_community(loop: Env) -> None:
     response = loop.client.post(
         "/api/v1/cases",
         headers=loop.login("inspector"),
-        json={"category": "clutter", "lon": 100.0, "lat": 20.0},
+        json={"category": "0507", "lon": 100.0, "lat": 20.0},
     )
     assert response.status_code == 422 and "outside every imported community" in response.json()["detail"]
+
+
+def test_open_cases_sorted_by_deadline(loop: Env, points: dict[str, tuple[float, float]]) -> None:
+    normal = file(loop, points[COMMUNITY_A], category="0507")  # 30 minutes to dispatch
+    urgent = file(loop, points[COMMUNITY_A], category="0505")  # an urgent category: 10 minutes
+    closed = ok(loop, ok(loop, file(loop, points[COMMUNITY_A]), "inspector", "triage"), "inspector", "reject")
+    assert urgent["priority"] == "normal" and urgent["due_at"] < normal["due_at"]
+    listed = loop.client.get("/api/v1/cases?state=open&sort=due", headers=loop.login("inspector")).json()
+    assert [c["id"] for c in listed] == [urgent["id"], normal["id"]] and closed["state"] == "rejected"
+
+
+def test_case_board_by_level_overdue_on_top(loop: Env, points: dict[str, tuple[float, float]]) -> None:
+    waiting = file(loop, points[COMMUNITY_A])
+    soon = dispatched(loop, points[COMMUNITY_A])
+    late = dispatched(loop, points[COMMUNITY_A])
+    street = ok(
+        loop, dispatched(loop, points[COMMUNITY_A]), "inspector", "escalate", level="street", staff_id=2
+    )
+    with transaction(loop.db.write) as session:
+        session.execute(
+            update(Case).where(Case.id == late["id"]).values(due_at=utcnow() - timedelta(hours=2))
+        )
+    board = loop.client.get("/api/v1/cases/board", headers=loop.login("inspector")).json()
+    assert [c["id"] for c in board["undispatched"]] == [waiting["id"]]
+    assert [c["id"] for c in board["compound"]] == [late["id"], soon["id"]]
+    assert [c["id"] for c in board["street"]] == [street["id"]] and board["community"] == []
+    top = board["compound"][0]
+    assert top["overdue"] is True and -7300 < top["seconds_left"] < -7100
+    assert 0 < board["compound"][1]["seconds_left"] <= 12 * 3600
+    mine = loop.client.get("/api/v1/cases/board", headers=loop.login("worker")).json()
+    assert sorted(c["id"] for c in mine["compound"]) == sorted([late["id"], soon["id"]])
+    assert mine["undispatched"] == [] and mine["street"] == []
+    assert all(
+        not v
+        for k, v in loop.client.get("/api/v1/cases/board", headers=loop.login("inspector_b")).json().items()
+        if k != "now"
+    )
+
+
+def test_weekly_trend(loop: Env, points: dict[str, tuple[float, float]]) -> None:
+    case = ok(loop, dispatched(loop, points[COMMUNITY_A]), "worker", "start")
+    case = ok(loop, ok(loop, case, "worker", "handle", note="done"), "inspector", "verify")
+    ok(loop, case, "inspector", "close")
+    file(loop, points[COMMUNITY_A])
+    weeks = loop.client.get("/api/v1/stats/trend?weeks=3", headers=loop.login("inspector")).json()
+    assert len(weeks) == 3 and weeks[0]["week_start"] < weeks[2]["week_start"]
+    assert (weeks[-1]["filed"], weeks[-1]["closed"], weeks[-1]["closed_on_time"]) == (2, 1, 1)
+    assert weeks[0]["filed"] == 0 and weeks[0]["mean_hours_to_close"] is None
+    none = loop.client.get(
+        "/api/v1/stats/trend?weeks=1&grid_code=320571001001999", headers=loop.login("inspector")
+    )
+    assert none.json()[0]["filed"] == 0
+    assert loop.client.get("/api/v1/stats/trend?weeks=0", headers=loop.login("inspector")).status_code == 422
+
+
+@pytest.fixture
+def published(drafted: Env) -> Env:
+    with transaction(drafted.db.write) as session:
+        session.execute(update(PlanVersion).values(status="published"))
+    return drafted
+
+
+def test_recheck_mission_for_open_cases(published: Env, points: dict[str, tuple[float, float]]) -> None:
+    case = dispatched(published, points[COMMUNITY_A])
+    second = file(published, (points[COMMUNITY_A][0] + 0.0003, points[COMMUNITY_A][1]))
+    grid = case["grid_code"]
+    assert grid is not None and second["grid_code"] == grid
+    headers = published.login("inspector")
+    response = published.client.post(
+        "/api/v1/cases/recheck-mission", headers=headers, json={"grid_codes": [grid]}
+    )
+    assert response.status_code == 201, response.text
+    body = response.json()
+    assert sorted(body["case_ids"]) == sorted([case["id"], second["id"]]) and body["sorties"] == 1
+    assert body["waypoints"] >= 2
+    plan = published.client.get(body["downloads"]["plan"], headers=headers)
+    assert plan.status_code == 200 and plan.headers["content-disposition"].endswith('.plan"')
+    items = plan.json()["mission"]["items"]
+    assert len(items) >= 2
+    kmz = published.client.get(body["downloads"]["kmz"], headers=headers)
+    assert kmz.status_code == 200 and zipfile.ZipFile(io.BytesIO(kmz.content)).namelist()
+    stored = published.client.get(f"/api/v1/missions/{body['mission_id']}", headers=headers).json()
+    assert stored["grid_codes"] == [grid] and len(stored["sorties"]) == 1
+    assert stored["params"]["kind"] == "recheck"
+    generic = published.client.get(f"/api/v1/missions/{body['mission_id']}/download", headers=headers)
+    assert generic.status_code == 200 and generic.content == plan.content
+    preview = published.client.get(f"/api/v1/missions/{body['mission_id']}/preview", headers=headers)
+    assert preview.status_code == 422 and "recheck-missions" in preview.json()["detail"]
+    foreign = published.client.get(body["downloads"]["plan"], headers=published.login("inspector_b"))
+    assert foreign.status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("user", "grid", "extra", "status", "where"),
+    [
+        ("inspector", "320571001001999", {}, 422, {"field": "grid_codes"}),
+        ("inspector_b", None, {}, 403, None),
+        ("inspector", None, {"camera": "hasselblad"}, 422, {"field": "camera"}),
+        ("worker", None, {}, 403, None),
+    ],
+)
+def test_recheck_mission_refusals(
+    published: Env,
+    points: dict[str, tuple[float, float]],
+    user: str,
+    grid: str | None,
+    extra: dict[str, Any],
+    status: int,
+    where: dict[str, str] | None,
+) -> None:
+    case = file(published, points[COMMUNITY_A])
+    response = published.client.post(
+        "/api/v1/cases/recheck-mission",
+        headers=published.login(user),
+        json={"grid_codes": [grid or case["grid_code"]], **extra},
+    )
+    assert response.status_code == status, response.text
+    if where is not None:
+        assert response.json()["where"] == where

@@ -27,7 +27,7 @@ schema = schemathesis.openapi.from_asgi("/openapi.json", _SPEC_APP)
 
 @pytest.fixture
 def fuzz_env(stored: Env, points: dict[str, tuple[float, float]]) -> Iterator[Env]:
-    for category in ("clutter", "illegal_parking"):
+    for category in ("0507", "0505"):
         file(stored, points[COMMUNITY_A], category=category)
     yield stored
 

@@ -6,11 +6,18 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from api.categories import DEFAULT_LIMITS, FALLBACK_MINUTES, default_table
 from api.errors import TransitionError
-from api.settings import DEFAULT_HANDLE_MINUTES
 from api.workflow import ACTIONS, STATES, TimeLimits, check_action, check_escalation, due_at, is_overdue
 
-LIMITS = TimeLimits(dispatch_urgent=10, dispatch_normal=30, recheck=60, handle=DEFAULT_HANDLE_MINUTES)
+TABLE = default_table()
+LIMITS = TimeLimits(
+    dispatch_urgent=10,
+    dispatch_normal=30,
+    recheck=60,
+    handle=TABLE.handle_minutes(),
+    urgent=TABLE.urgent_codes(),
+)
 NOW = datetime(2026, 5, 1, 8, 0, tzinfo=UTC)
 ALLOWED = [(a.name, s) for a in ACTIONS.values() for s in sorted(a.sources)]
 FORBIDDEN = [(a.name, s) for a in ACTIONS.values() for s in STATES if s not in a.sources]
@@ -95,13 +102,11 @@ def test_deadlines_per_priority_category_and_level() -> None:
         LIMITS, category="x", priority="normal", state="reported", level=None, now=NOW
     ) == NOW + timedelta(minutes=30)
     parking = due_at(
-        LIMITS, category="illegal_parking", priority="normal", state="dispatched", level="community", now=NOW
+        LIMITS, category="0505", priority="normal", state="dispatched", level="community", now=NOW
     )
-    assert parking == NOW + timedelta(minutes=DEFAULT_HANDLE_MINUTES["illegal_parking"]["community"])
-    other = due_at(
-        LIMITS, category="graffiti", priority="normal", state="dispatched", level="street", now=NOW
-    )
-    assert other == NOW + timedelta(minutes=DEFAULT_HANDLE_MINUTES["*"]["street"])
+    assert parking == NOW + timedelta(minutes=DEFAULT_LIMITS["0505"]["community"])
+    other = due_at(LIMITS, category="9999", priority="normal", state="dispatched", level="street", now=NOW)
+    assert other == NOW + timedelta(minutes=FALLBACK_MINUTES["street"])
     assert due_at(LIMITS, category="x", priority="normal", state="handled", level="street", now=NOW) == (
         NOW + timedelta(minutes=60)
     )
@@ -114,3 +119,14 @@ def test_overdue_only_while_open() -> None:
     assert not is_overdue(state="closed", due=past, now=NOW)
     assert not is_overdue(state="dispatched", due=NOW + timedelta(minutes=1), now=NOW)
     assert not is_overdue(state="dispatched", due=None, now=NOW)
+
+
+@pytest.mark.parametrize(
+    ("category", "priority", "minutes"),
+    [("0505", "normal", 10), ("0507", "normal", 30), ("0507", "urgent", 10)],
+)
+def test_urgent_categories_are_dispatched_within_the_urgent_limit(
+    category: str, priority: str, minutes: int
+) -> None:
+    due = due_at(LIMITS, category=category, priority=priority, state="reported", level=None, now=NOW)
+    assert due == NOW + timedelta(minutes=minutes)
