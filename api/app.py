@@ -14,8 +14,8 @@ from api.db import Database, open_database
 from api.deps import RateLimiter, Service
 from api.routes import ROUTERS
 from api.settings import Settings
+from api.tiles_service import TileService
 from api.web import mount as mount_web
-from api.workflow import TimeLimits
 
 #: The one map from exceptions to HTTP statuses; routes never catch them.
 STATUS_CODES: dict[type[errors.ApiError], int] = {
@@ -39,17 +39,15 @@ def create_app(settings: Settings, database: Database | None = None) -> FastAPI:
         version="1",
         description="Community grid governance: districts, grid plans, flags and closed-loop cases.",
     )
+    categories = settings.category_table()
     app.state.service = Service(
         settings=settings,
         db=db,
-        limits=TimeLimits(
-            dispatch_urgent=settings.dispatch_minutes_urgent,
-            dispatch_normal=settings.dispatch_minutes_normal,
-            recheck=settings.recheck_minutes,
-            handle=settings.handle_minutes,
-        ),
+        limits=settings.time_limits(categories),
         limiter=RateLimiter(settings.rate_limit_per_minute),
+        categories=categories,
     )
+    app.state.tiles = TileService()  # vector-tile sources and tiles, per app
     for router in ROUTERS:
         app.include_router(router)
     mount_web(app)

@@ -40,6 +40,7 @@ __all__ = [
     "TILE_EXTENT",
     "LayerSpec",
     "VectorTileSource",
+    "buildings_with_codes",
     "check_tile",
     "plan_layers",
 ]
@@ -63,11 +64,14 @@ class LayerSpec:
         properties: columns written as feature properties (others are dropped to keep tiles small).
         min_zoom: the layer is absent from tiles below this zoom (buildings clutter a z10 tile).
         simplify: simplification tolerance in tile units (1/4096 of a tile), so it scales with the zoom.
+        id_column: a column of positive integers written as the feature id (e.g. a database row id);
+            default: the feature's row in the frame + 1.
     """
 
     properties: tuple[str, ...] = ()
     min_zoom: int = 0
     simplify: float = 1.0
+    id_column: str | None = None
 
 
 #: what the web pages show per layer; ``plan_layers`` builds frames with these columns
@@ -93,9 +97,10 @@ class _Layer:
     geometries: npt.NDArray[np.object_]
     tree: shapely.STRtree
     columns: dict[str, npt.NDArray[np.object_]]
-    source_rows: npt.NDArray[np.int64]  # position in the source frame of each geometry (feature id - 1)
+    source_rows: npt.NDArray[np.int64]  # feature id - 1 of each geometry (its frame row, or its id column)
     vertex_counts: npt.NDArray[np.int_]
-    levels: dict[int, npt.NDArray[np.object_]]  # zoom → the layer simplified for it (detailed layers only)
+    level_zooms: frozenset[int]  # zooms simplified as a whole layer (detailed layers only)
+    levels: dict[int, npt.NDArray[np.object_]]  # zoom → the layer simplified for it, made on first use
 
 
 @dataclass(frozen=True, eq=False)
@@ -142,8 +147,8 @@ class VectorTileSource:
     def tile(self, z: int, x: int, y: int, *, layers: tuple[str, ...] | None = None) -> bytes:
         """Encode tile z/x/y (XYZ scheme) as MVT protobuf bytes; an empty tile is ``b""``.
 
-        A feature's id is its row in the source frame + 1, the same in every tile, so a web map can key
-        feature state (selection, painting) on it.
+        A feature's id is its row in the source frame + 1 (or its spec's ``id_column``), the same in every
+        tile, so a web map can key feature state (selection, painting) on it.
 
         Args:
             z, x, y: the tile.
@@ -193,13 +198,16 @@ class VectorTileSource:
 
 
 def _simplified(layer: _Layer, hits: npt.NDArray[np.intp], z: int, scale: float) -> npt.NDArray[np.object_]:
-    """The selected geometries simplified for zoom ``z``: precomputed levels, else simplified now.
+    """The selected geometries simplified for zoom ``z``: the whole-layer level (made on the zoom's first
+    tile, so a new source costs nothing for zooms nobody asks for), else simplified now.
 
     Geometries of few vertices (footprints, parking bays) are left as they are: simplifying them costs time
     and saves nothing.
     """
-    level = layer.levels.get(z)
-    if level is not None:
+    if z in layer.level_zooms:
+        level = layer.levels.get(z)
+        if level is None:  # two threads may both make it: the same result, the dict keeps one
+            level = layer.levels.setdefault(z, _level(layer.geometries, layer.spec, z))
         return level[hits]
     shapes = layer.geometries[hits]
     if layer.spec.simplify <= 0:
@@ -227,7 +235,8 @@ def check_tile(z: int, x: int, y: int) -> None:
 def _prepare_layer(name: str, frame: gpd.GeoDataFrame, spec: LayerSpec) -> _Layer:
     if frame.crs is None:
         raise TileLayerError(f"layer {name}: the frame has no CRS; set one (SkyGrid stores EPSG:4326)")
-    missing = [column for column in spec.properties if column not in frame.columns]
+    wanted = (*spec.properties, *([spec.id_column] if spec.id_column else []))
+    missing = [column for column in wanted if column not in frame.columns]
     if missing:
         raise TileLayerError(
             f"layer {name}: property column(s) {', '.join(missing)} missing; has {list(frame.columns)}"
@@ -238,32 +247,43 @@ def _prepare_layer(name: str, frame: gpd.GeoDataFrame, spec: LayerSpec) -> _Laye
     columns = {
         column: encode_values(_plain_values(frame[column].to_numpy()[present])) for column in spec.properties
     }
-    source_rows = np.flatnonzero(present).astype(np.int64)
+    source_rows = _feature_ids(name, frame, spec, present) - 1
     vertex_counts = shapely.get_num_coordinates(geometries)
-    levels = _levels(geometries, vertex_counts, spec)
-    return _Layer(
-        name, spec, geometries, shapely.STRtree(geometries), columns, source_rows, vertex_counts, levels
-    )
+    tree = shapely.STRtree(geometries)
+    zooms = _level_zooms(vertex_counts, spec)
+    return _Layer(name, spec, geometries, tree, columns, source_rows, vertex_counts, zooms, {})
 
 
-def _levels(
-    geometries: npt.NDArray[np.object_], vertex_counts: npt.NDArray[np.int_], spec: LayerSpec
-) -> dict[int, npt.NDArray[np.object_]]:
-    """Whole-layer simplifications for the zooms maps mostly ask for, when the layer has detailed geometry.
+def _feature_ids(
+    name: str, frame: gpd.GeoDataFrame, spec: LayerSpec, present: npt.NDArray[np.bool_]
+) -> npt.NDArray[np.int64]:
+    """Feature id of each present geometry: its ``id_column`` value, else its row in the frame + 1."""
+    if spec.id_column is None:
+        return np.flatnonzero(present).astype(np.int64) + 1
+    ids = pd.to_numeric(frame[spec.id_column], errors="coerce").to_numpy(dtype=float)[present]
+    if not (np.isfinite(ids).all() and (ids >= 1).all() and (ids == np.round(ids)).all()):
+        raise TileLayerError(f"layer {name}: id column {spec.id_column} must hold positive integers")
+    result: npt.NDArray[np.int64] = ids.astype(np.int64)
+    return result
+
+
+def _level_zooms(vertex_counts: npt.NDArray[np.int_], spec: LayerSpec) -> frozenset[int]:
+    """The zooms maps mostly ask for, when the layer has detailed geometry: each is simplified as a whole.
 
     Simplifying the whole layer once per zoom (rather than every tile's clip) costs a little memory, makes
     tiles cheaper, and gives neighbouring tiles the same simplified edge.
     """
-    if spec.simplify <= 0 or len(geometries) == 0 or vertex_counts.mean() <= _SIMPLE_VERTICES:
-        return {}
-    zooms = range(max(spec.min_zoom, _LEVEL_ZOOMS[0]), _LEVEL_ZOOMS[1] + 1)
+    if spec.simplify <= 0 or len(vertex_counts) == 0 or vertex_counts.mean() <= _SIMPLE_VERTICES:
+        return frozenset()
+    return frozenset(range(max(spec.min_zoom, _LEVEL_ZOOMS[0]), _LEVEL_ZOOMS[1] + 1))
+
+
+def _level(geometries: npt.NDArray[np.object_], spec: LayerSpec, z: int) -> npt.NDArray[np.object_]:
     world_m = 2 * math.pi * 6378137.0
-    return {
-        z: shapely.simplify(
-            geometries, spec.simplify * world_m / (2**z * TILE_EXTENT), preserve_topology=False
-        )
-        for z in zooms
-    }
+    level: npt.NDArray[np.object_] = shapely.simplify(
+        geometries, spec.simplify * world_m / (2**z * TILE_EXTENT), preserve_topology=False
+    )
+    return level
 
 
 def _plain_values(values: npt.NDArray[Any]) -> npt.NDArray[np.object_]:
@@ -309,7 +329,7 @@ def plan_layers(
     A building split between grids (by stairwell or floor) carries the codes of its largest part.
     """
     layers: dict[str, gpd.GeoDataFrame] = {
-        "buildings": _buildings_with_codes(district.buildings, plan.building_units),
+        "buildings": buildings_with_codes(district.buildings, plan.building_units),
         "grids": plan.grids,
         "microgrids": plan.microgrids,
         "communities": district.communities,
@@ -320,7 +340,10 @@ def plan_layers(
     return layers
 
 
-def _buildings_with_codes(buildings: gpd.GeoDataFrame, units: pd.DataFrame) -> gpd.GeoDataFrame:
+def buildings_with_codes(buildings: gpd.GeoDataFrame, units: pd.DataFrame) -> gpd.GeoDataFrame:
+    """``buildings`` (a new frame, every column kept) with the ``grid_code`` and ``microgrid_code`` of each
+    building's largest unit by households (ties: the first unit); None for a building without units.
+    """
     main = (
         pd.DataFrame(units[["building_id", "households", "grid_code", "microgrid_code"]])
         .sort_values(["building_id", "households"], ascending=[True, False], kind="stable")
@@ -328,7 +351,7 @@ def _buildings_with_codes(buildings: gpd.GeoDataFrame, units: pd.DataFrame) -> g
         .set_index("building_id")
     )
     codes = main.reindex(buildings["building_id"].to_numpy())
-    result = buildings[["building_id", "households", "floors", "geometry"]].copy()
+    result = buildings.copy()
     result["grid_code"] = codes["grid_code"].to_numpy()
     result["microgrid_code"] = codes["microgrid_code"].to_numpy()
     return result

@@ -231,7 +231,18 @@ def encode_values(values: ObjectArray) -> ObjectArray:
     bytes mean equal value and type, so :func:`encode_tile` builds a layer's value table by comparing bytes.
     """
     out = np.empty(len(values), dtype=object)
-    out[:] = [None if value is None else _field_bytes(4, _value_bytes(value)) for value in values]
+    seen: dict[tuple[type, object], bytes] = {}  # columns repeat values (codes, statuses): encode each once
+    encoded: list[bytes | None] = []
+    for value in values:
+        if value is None:
+            encoded.append(None)
+            continue
+        key = (type(value), value)  # the type keeps True apart from 1
+        data = seen.get(key)
+        if data is None:
+            data = seen[key] = _field_bytes(4, _value_bytes(value))
+        encoded.append(data)
+    out[:] = encoded
     return out
 
 

@@ -8,6 +8,7 @@ import geopandas as gpd
 import mapbox_vector_tile
 import mercantile
 import numpy as np
+import pandas as pd
 import pytest
 import shapely
 from mapbox_vector_tile.Mapbox import vector_tile_pb2
@@ -19,7 +20,7 @@ from gis.io import read_district
 from gis.model import GridRules
 from tests.shared_data import shared_path
 from tiles.errors import TileLayerError, TileOutsideBoundsError
-from tiles.mvt import TILE_EXTENT, LayerSpec, VectorTileSource, plan_layers
+from tiles.mvt import TILE_EXTENT, LayerSpec, VectorTileSource, buildings_with_codes, plan_layers
 from tiles.mvt_encode import _varint, _varints, encode_layer, encode_tile, encode_values
 
 Z = 16
@@ -356,9 +357,10 @@ def test_detailed_layers_are_simplified_per_zoom() -> None:
     for simplify in (True, False):
         spec = LayerSpec(("zone_id",), simplify=1.0 if simplify else 0.0)
         source = VectorTileSource.from_frames({"green": frame}, {"green": spec})
-        assert bool(source.layers[0].levels) is simplify
+        assert not source.layers[0].levels  # made on first use
         tiles = [mercantile.parent(z17, zoom=z) for z in (13, 15)] + [z17]
         counts[simplify] = [_ring_vertices(source.tile(t.z, t.x, t.y), "green") for t in tiles]
+        assert set(source.layers[0].levels) == ({13, 15} if simplify else set())
     assert counts[True][0] < counts[True][1] < counts[True][2]
     assert all(a <= b for a, b in zip(counts[True], counts[False], strict=True))
     assert counts[True][0] < counts[False][0]
@@ -374,3 +376,50 @@ def test_runtime_simplification_beyond_the_levels() -> None:
     assert _ring_vertices(coarse.tile(20, tile.x, tile.y), "green") < _ring_vertices(
         fine.tile(20, tile.x, tile.y), "green"
     )
+
+
+def test_feature_ids_from_an_id_column() -> None:
+    frame = gpd.GeoDataFrame(
+        {"id": [907, 31], "name": ["a", "b"]},
+        geometry=[_polygon((0.1, 0.1), (0.2, 0.1), (0.2, 0.2)), _polygon((0.5, 0.5), (0.6, 0.5), (0.6, 0.6))],
+        crs="EPSG:4326",
+    )
+    source = VectorTileSource.from_frames({"b": frame}, {"b": LayerSpec(("name",), id_column="id")})
+    features = mapbox_vector_tile.decode(source.tile(Z, TILE.x, TILE.y))["b"]["features"]
+    assert {f["id"]: f["properties"]["name"] for f in features} == {907: "a", 31: "b"}
+
+
+@pytest.mark.parametrize(
+    ("ids", "message"),
+    [
+        ([0, 1], "positive integers"),  # zero is no feature id
+        ([1.5, 2], "positive integers"),  # not whole
+        ([None, 2], "positive integers"),  # missing
+    ],
+)
+def test_bad_id_columns_are_rejected(ids: list[Any], message: str) -> None:
+    frame = gpd.GeoDataFrame({"id": ids}, geometry=[Point(LON, LAT), Point(LON, LAT)], crs="EPSG:4326")
+    with pytest.raises(TileLayerError, match=message):
+        VectorTileSource.from_frames({"p": frame}, {"p": LayerSpec(id_column="id")})
+    with pytest.raises(TileLayerError, match="missing"):
+        VectorTileSource.from_frames({"p": frame}, {"p": LayerSpec(id_column="row_id")})
+
+
+def test_buildings_with_codes_keep_columns_and_take_the_largest_part() -> None:
+    buildings = gpd.GeoDataFrame(
+        {"building_id": ["B1", "B2", "B3"], "community_code": ["c", "c", "c"], "id": [5, 6, 7]},
+        geometry=[Point(LON, LAT)] * 3,
+        crs="EPSG:4326",
+    )
+    units = pd.DataFrame(
+        {
+            "building_id": ["B1", "B1", "B2"],
+            "households": [10, 30, 8],
+            "grid_code": ["G1", "G2", "G1"],
+            "microgrid_code": ["G101", "G201", "G102"],
+        }
+    )
+    result = buildings_with_codes(buildings, units)
+    assert list(result["grid_code"][:2]) == ["G2", "G1"] and result["grid_code"].isna()[2]
+    assert list(result["microgrid_code"][:2]) == ["G201", "G102"]
+    assert {"community_code", "id"} <= set(result.columns) and "grid_code" not in buildings.columns
