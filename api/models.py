@@ -258,7 +258,10 @@ class BuildingUnit(Base):
     """Assignment of a building (or a stairwell / floor range of it) to a grid and micro-grid."""
 
     __tablename__ = "building_units"
-    __table_args__ = (Index("ix_building_units_version_grid", "version_id", "grid_code"),)
+    __table_args__ = (
+        Index("ix_building_units_version_grid", "version_id", "grid_code"),
+        Index("ix_building_units_version_building", "version_id", "building_id"),
+    )
     id: Mapped[int] = mapped_column(primary_key=True)
     version_id: Mapped[int] = mapped_column(ForeignKey("plan_versions.id", ondelete="CASCADE"), index=True)
     building_id: Mapped[str] = mapped_column(String(64))

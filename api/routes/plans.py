@@ -1,11 +1,13 @@
-"""Grid plans: versions, grids, edits (move units, lock), validation, publishing, diff and export."""
+"""Grid plans: versions, grids, tallies, edits (moves by unit or building, lock, split, merge, re-grid a
+selection), validation, publishing, diff, export and notice-board prints."""
 
 from __future__ import annotations
 
 import shutil
 import tempfile
+from dataclasses import asdict
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import shapely
 from fastapi import APIRouter, BackgroundTasks, Query
@@ -13,19 +15,30 @@ from fastapi.responses import FileResponse
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from api import plans
+from api import plan_edits, plans
 from api.deps import CurrentUser, IdPath, Offset, ReadSession, Service, ServiceDep, writing
 from api.districts import load_district
 from api.errors import NotFoundError
-from api.models import BuildingUnit, District, Grid, MicroGrid, Plan, PlanVersion
+from api.models import BuildingUnit, District, Grid, Job, MicroGrid, Plan, PlanVersion
+from api.plan_schemas import (
+    EditResult,
+    MergeRequest,
+    MovedUnit,
+    MoveRequest,
+    MoveResult,
+    RegridRequest,
+    RulesPublic,
+    SplitRequest,
+    TalliesPublic,
+)
 from api.schemas import (
     DraftRequest,
     ExportFormat,
     GridDetail,
     GridPublic,
+    JobPublic,
     LockRequest,
     MicroGridPublic,
-    MoveRequest,
     PlanPublic,
     RevisionPublic,
     RevisionRequest,
@@ -36,6 +49,7 @@ from api.schemas import (
 )
 from api.security import Principal
 from gis import export as gis_export
+from gis.model import GridRules
 
 router = APIRouter(prefix="/api/v1/plans", tags=["plans"])
 _MEDIA = {
@@ -150,18 +164,128 @@ def get_grid(
     )
 
 
-@router.post("/{plan_id}/versions/{number}/moves", response_model=RevisionPublic)
+@router.post("/{plan_id}/versions/{number}/moves", response_model=MoveResult)
 def move_units(
     service: ServiceDep, who: CurrentUser, plan_id: IdPath, number: IdPath, body: MoveRequest
-) -> RevisionPublic:
-    """Move building units to other micro-grids of a draft; 409 when the draft changed since ``revision``."""
+) -> MoveResult:
+    """Move building units (or whole buildings) to other micro-grids or grids of a draft, in one transaction.
+
+    Answers the new revision, each unit moved with where it came from (to undo), and the tallies of every grid
+    the moves touched with the gridding rules checked (range, one piece, inside its community). 409 when the
+    draft changed since ``revision``; nothing moves when any move is refused.
+    """
     who.require("planner")
     with writing(service) as session:
         _plan_in_scope(session, who, plan_id)
         version = plans.get_version(session, plan_id, number)
-        moves = [plans.Move(m.unit_id, m.microgrid_code) for m in body.moves]
-        revision = plans.move_units(session, who, version, seen=body.revision, moves=moves)
-    return RevisionPublic(revision=revision)
+        moves = plan_edits.resolve_moves(session, version, body.moves)
+        revision, moved = plans.move_units(session, who, version, seen=body.revision, moves=moves)
+        touched = {m.from_grid for m in moved} | {m.to_grid for m in moved}
+        grids = plan_edits.tallies(session, version, touched)
+    return MoveResult(
+        revision=revision, moved=[MovedUnit.model_validate(asdict(m)) for m in moved], grids=grids
+    )
+
+
+@router.get("/{plan_id}/versions/{number}/tallies", response_model=TalliesPublic)
+def tallies(session: ReadSession, who: CurrentUser, plan_id: IdPath, number: IdPath) -> TalliesPublic:
+    """Every grid of the version in the caller's territory with its micro-grids, households and warnings."""
+    _plan_in_scope(session, who, plan_id)
+    version = plans.get_version(session, plan_id, number)
+    rules = RulesPublic.model_validate(version.rules)
+    grids = [g for g in plan_edits.tallies(session, version) if g.grid_code.startswith(who.territory[:15])]
+    return TalliesPublic(revision=version.revision, status=version.status, rules=rules, grids=grids)
+
+
+@router.post("/{plan_id}/versions/{number}/merge", response_model=EditResult)
+def merge_grids(
+    service: ServiceDep, who: CurrentUser, plan_id: IdPath, number: IdPath, body: MergeRequest
+) -> EditResult:
+    """Merge the second grid into the first: adjacent, same community, at most the maximum (422 otherwise)."""
+    who.require("planner")
+    keep, absorb = body.grid_codes
+    with writing(service) as session:
+        _plan_in_scope(session, who, plan_id)
+        version = plans.get_version(session, plan_id, number)
+        revision, _ = plan_edits.merge_grids(
+            session, who, version, seen=body.revision, keep=keep, absorb=absorb
+        )
+        grids = plan_edits.tallies(session, version, [keep])
+    return EditResult(revision=revision, removed=[absorb], grids=grids)
+
+
+@router.post("/{plan_id}/versions/{number}/grids/{grid_code}/split", response_model=EditResult)
+def split_grid(
+    service: ServiceDep,
+    who: CurrentUser,
+    plan_id: IdPath,
+    number: IdPath,
+    grid_code: str,
+    body: SplitRequest,
+) -> EditResult:
+    """Split a grid in two along a drawn ``line``, or where the gridder cuts it best; the first part keeps the
+    code. 422 when the line does not cut the grid into two parts with buildings on both sides."""
+    who.require("planner")
+    with writing(service) as session:
+        _plan_in_scope(session, who, plan_id)
+        version = plans.get_version(session, plan_id, number)
+        _require_grids_in_territory(session, who, version, [grid_code])
+        selection = plan_edits.read_selection(session, version, [grid_code], seen=body.revision)
+        rules = GridRules(**version.rules)
+        if body.line is not None:
+            grid_plan = plan_edits.split_by_line(selection, body.line, rules)
+        else:
+            grid_plan = plan_edits.grid_selection(selection, plan_edits.split_rules(selection, rules))
+        revision, made, removed = plan_edits.replace_selection(session, who, version, selection, grid_plan)
+        grids = plan_edits.tallies(session, version, made)
+    return EditResult(revision=revision, removed=removed, grids=grids)
+
+
+def _require_grids_in_territory(
+    session: Session, who: Principal, version: PlanVersion, codes: list[str]
+) -> None:
+    for grid in plans.grids_by_code(session, version.id, set(codes)).values():
+        who.require_territory(grid.community_code, "grid")
+
+
+@router.post("/{plan_id}/versions/{number}/regrid", response_model=JobPublic, status_code=202)
+def regrid(
+    service: ServiceDep,
+    who: CurrentUser,
+    plan_id: IdPath,
+    number: IdPath,
+    body: RegridRequest,
+    tasks: BackgroundTasks,
+) -> Job:
+    """Re-run the gridder on the selected grids as a background job (poll ``/api/v1/jobs/{id}``); the other
+    grids stay as they are. 409 at once when the draft is not at ``revision``."""
+    who.require("planner")
+    with writing(service) as session:
+        _plan_in_scope(session, who, plan_id)
+        version = plans.get_version(session, plan_id, number)
+        _require_grids_in_territory(session, who, version, body.grid_codes)
+        plan_edits.read_selection(session, version, body.grid_codes, seen=body.revision)  # checks it early
+        if version.status != "draft" or version.revision != body.revision:
+            plans.claim_revision(session, version, body.revision)  # raises the usual 409
+        job = Job(
+            kind="regrid",
+            status="queued",
+            params={"plan_id": plan_id, "version": number, "grid_codes": body.grid_codes},
+            created_by=who.username,
+        )
+        session.add(job)
+        session.flush()
+    tasks.add_task(
+        plan_edits.run_regrid_job,
+        service,
+        who,
+        job_id=job.id,
+        plan_id=plan_id,
+        number=number,
+        codes=list(body.grid_codes),
+        seen=body.revision,
+    )
+    return job
 
 
 @router.post("/{plan_id}/versions/{number}/grids/{grid_code}/lock", response_model=RevisionPublic)
@@ -258,6 +382,31 @@ def export(
     path = _write_export(grid_plan, district, format, work)
     name = f"plan{plan_id}-v{number}{path.suffix}"
     return FileResponse(path, media_type=_MEDIA[format], filename=name)
+
+
+@router.get("/{plan_id}/versions/{number}/grids/{grid_code}/print", response_class=FileResponse)
+def print_grid(
+    service: ServiceDep,
+    session: ReadSession,
+    who: CurrentUser,
+    plan_id: IdPath,
+    number: IdPath,
+    grid_code: str,
+    tasks: BackgroundTasks,
+    format: Literal["pdf", "png"] = "pdf",
+) -> FileResponse:
+    """The grid's A4 notice-board map (PDF, or a 300 dpi PNG); ``export?format=pdf`` prints every grid."""
+    plan = _plan_in_scope(session, who, plan_id)
+    version = plans.get_version(session, plan_id, number)
+    if grid_code not in plans.grids_by_code(session, version.id, {grid_code}):
+        raise NotFoundError(f"grid {grid_code} is not in version {number}", where={"grid_code": grid_code})
+    grid_plan = plans.load_plan(session, version)
+    district = load_district(session, plan.district_id)
+    work = Path(tempfile.mkdtemp(prefix="print-", dir=_exports_dir(service)))
+    tasks.add_task(shutil.rmtree, work, True)
+    path = gis_export.export_print_maps(grid_plan, work, district, fmt=format, grid_codes=[grid_code])[0]
+    media = "application/pdf" if format == "pdf" else "image/png"
+    return FileResponse(path, media_type=media, filename=f"grid-{grid_code}-v{number}.{format}")
 
 
 def _exports_dir(service: Service) -> Path:

@@ -64,7 +64,7 @@ def test_move_units_households_follow(drafted: Env) -> None:
     unit = grid(drafted, first["grid_code"])["units"][0]
     target = grid(drafted, last["grid_code"])["microgrids"][0]["microgrid_code"]
     response = move(drafted, unit["id"], target, revision=1)
-    assert response.status_code == 200 and response.json() == {"revision": 2}
+    assert response.status_code == 200 and response.json()["revision"] == 2
     after_first, after_last = grid(drafted, first["grid_code"]), grid(drafted, last["grid_code"])
     assert after_first["households"] == first["households"] - unit["households"]
     assert after_last["households"] == last["households"] + unit["households"]
