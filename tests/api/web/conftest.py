@@ -14,7 +14,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlparse
+from urllib.parse import quote, urlparse
 
 import pytest
 import uvicorn
@@ -135,7 +135,7 @@ def page(browser: Browser, live_server: LiveServer) -> Iterator[Page]:
 
 def log_in(page: Page, live_server: LiveServer, username: str, target: str = "/") -> None:
     """Log in through the login form as ``username`` (demo password) and open ``target``."""
-    page.goto(f"{live_server.url}/?next={target}")
+    page.goto(f"{live_server.url}/?next={quote(target, safe='/')}")
     page.fill("#username", username)
     page.fill("#password", live_server.demo.password)
     page.click("#login-submit")
