@@ -1,11 +1,26 @@
 """Coverage paths for one area in a local metric CRS: parallel photo transects (legs) joined into one route.
 
 The area may be concave and have holes. No-fly zones (and towers taller than the flight) are cut out of it
-with a clearance; every leg, every turnaround extension and every transit between legs is checked against
-them, and a transit that would cross one is replaced by the shortest detour around it (a visibility graph on
-the zones' corners). The transect angle is searched (every ``angle_step_deg`` plus the directions of the
-area's hull edges) for the shortest flight time, not just set along the longest edge; the route enters at the
-leg end nearest the take-off point.
+with a clearance. Every leg, every turnaround extension and every transit between legs is checked against
+them; a transit that would cross one is replaced by the shortest detour around it (a visibility graph on
+the zones' corners).
+
+How the route is made as short as it can be, with the time model of :class:`drone.sorties.FlightModel`
+(cruise speed, a stop at every turn sharper than 30°):
+
+- **Angle.** Candidates are a regular step plus every edge direction of the convex hull (the narrowest
+  direction, hence the fewest lines, lies along one of them). A quick estimate from the lines' extents
+  ranks them all; the best few are ranked again with their legs in order; the best one or two get their
+  final legs, and the route estimated fastest (with the cut cells below) is flown (:class:`_AngleSearch`).
+- **Lines beside no-fly zones.** Line offsets need not be even: they are placed at most a spacing apart so
+  that as few as possible run through keep-out (:func:`line_offsets`); a line that still meets a small
+  zone goes round it with photos paused, a bigger zone splits it into separate legs.
+- **Cells.** A notched area (an L, T or U) is also tried cut in two at a concave corner, each cell flown
+  at its own angle (:func:`cuts`); legs are ordered cell by cell (boustrophedon cells) or nearest end
+  first, whichever closed route from and back to take-off is shorter (:func:`order_legs`).
+- **Ends.** Each leg spans its band's whole piece of the area (slanted edges covered, unlike QGC), less
+  half a trigger distance; away from no-fly zones, at most ``uncovered_share`` of the area is given up
+  where a leg's end covers only a thin sliver.
 
 Stages: :func:`transect_legs` (area + angle → legs), :func:`order_legs` (legs → route order),
 :func:`detour` (transit → obstacle-free polyline), :func:`plan_coverage` orchestrates them.
@@ -13,6 +28,7 @@ Stages: :func:`transect_legs` (area + angle → legs), :func:`order_legs` (legs 
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 from collections.abc import Sequence
@@ -21,6 +37,8 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 import shapely
+import shapely.ops
+from scipy.ndimage import minimum_filter1d
 from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import dijkstra
 from shapely import affinity
@@ -49,6 +67,8 @@ class CoverageSettings:
         turn_s: time lost at each turn between legs (stopping and accelerating again).
         clearance_m: horizontal distance kept from every no-fly zone.
         angle_step_deg: step of the transect-angle search.
+        uncovered_share: at most this share of the area may be left out of the photos' cells, where
+            that shortens the legs most (thin slivers at their ends); 0 covers every square metre.
     """
 
     spacing_m: float
@@ -59,8 +79,13 @@ class CoverageSettings:
     turn_s: float = 4.0
     clearance_m: float = 5.0
     angle_step_deg: float = 15.0
+    uncovered_share: float = 0.002
 
     def __post_init__(self) -> None:
+        if not 0 <= self.uncovered_share < 0.05:
+            raise MissionPlanError(
+                f"coverage setting uncovered_share must be in [0, 0.05), got {self.uncovered_share}"
+            )
         for name in ("spacing_m", "trigger_distance_m", "cruise_speed_m_s", "angle_step_deg"):
             value = getattr(self, name)
             if not (math.isfinite(value) and value > 0):
@@ -73,24 +98,32 @@ class CoverageSettings:
 
 @dataclass(frozen=True)
 class Leg:
-    """One photo transect: photos from ``start`` to ``end``, flown from ``entry`` to ``exit`` (turnarounds)."""
+    """One photo transect: photos from ``start`` to ``end``, flown from ``entry`` to ``exit`` (turnarounds).
+
+    ``breaks`` are (pause, resume) pairs of points along ``start`` → ``end`` between which the drone stops
+    photographing and flies round a no-fly zone; ``bypass_m`` estimates those detours' extra distance.
+    """
 
     entry: XY
     start: XY
     end: XY
     exit: XY
     band: int
+    breaks: tuple[XY, ...] = ()
+    bypass_m: float = 0.0
 
     def reversed(self) -> Leg:
-        return Leg(self.exit, self.end, self.start, self.entry, self.band)
+        return Leg(self.exit, self.end, self.start, self.entry, self.band, self.breaks[::-1], self.bypass_m)
+
+    @property
+    def points(self) -> tuple[XY, ...]:
+        """Entry, photo start, the breaks, photo end and exit, in flying order."""
+        return (self.entry, self.start, *self.breaks, self.end, self.exit)
 
     @property
     def length_m(self) -> float:
-        return (
-            math.dist(self.entry, self.start)
-            + math.dist(self.start, self.end)
-            + math.dist(self.end, self.exit)
-        )
+        """Length flown with straight breaks (detours round no-fly zones are longer)."""
+        return path_length_m(self.points)
 
 
 @dataclass(frozen=True)
@@ -166,12 +199,12 @@ def plan_coverage(
     Args:
         area: the area to photograph, in a metric CRS (concave and holed polygons welcome).
         settings: spacing, trigger distance, margin, turnarounds, speed and search step.
-        home_xy: the take-off point; the route enters at the leg end nearest it.
+        home_xy: the take-off point; the route is chosen for the shortest flight from and back to it.
         no_fly: polygons never to enter, in the same CRS (or an :class:`Obstacles` index of them, whose
             clearance then applies).
 
     Returns:
-        The route with the lowest estimated flight time over the searched angles.
+        The route with the lowest flight time (home to home, turns included) over the searched angles.
 
     Raises:
         MissionPlanError: the area is empty, or nothing is left of it outside the no-fly zones.
@@ -179,22 +212,153 @@ def plan_coverage(
     obstacles = no_fly if isinstance(no_fly, Obstacles) else Obstacles(no_fly, settings.clearance_m)
     region = _region(area, settings, obstacles)
     keep_out = obstacles.keep_out_near(region.envelope.buffer(settings.turnaround_m + 1.0))
-
-    def evaluate(angle: float) -> tuple[float, float, list[Leg]]:
-        ordered = order_legs(transect_legs(region, angle % 180.0, settings, keep_out), home_xy)
-        return route_time_s(ordered, home_xy, settings), angle % 180.0, ordered
-
-    best = min((evaluate(a) for a in candidate_angles(region, settings.angle_step_deg)), key=lambda r: r[0])
-    step = settings.angle_step_deg
-    best = min([best, *(evaluate(best[1] + d) for d in (-step / 3, step / 3))], key=lambda r: r[0])
-    if not best[2]:
+    search = _AngleSearch(region, keep_out, settings, home_xy)
+    finalists = search.best_angles(candidate_angles(area, settings.angle_step_deg, settings.spacing_m))
+    orders = [(angle, legs) for angle in finalists if (legs := search.final_order(angle))]
+    if not orders:
         raise MissionPlanError("no transect fits in the area; is it smaller than the clearance?")
-    variants = [
-        order_legs(transect_legs(region, best[1], settings, keep_out, fill_gaps=True, join_m=join), home_xy)
-        for join in (None, math.inf)
+    orders += _split_orders(region, keep_out, settings, home_xy, min(search.quick.values()))
+    angle, legs = min(orders, key=lambda order: route_time_s(order[1], home_xy, settings))
+    return _assemble(legs, angle, obstacles, settings)
+
+
+def _split_orders(
+    region: BaseGeometry, keep_out: BaseGeometry, settings: CoverageSettings, home_xy: XY, single_s: float
+) -> list[tuple[float, list[Leg]]]:
+    """The area cut in two at a concave corner, each cell flown at its own angle, one cell after the other
+    (both orders): returned when the cut's quick estimate beats ``single_s`` (one angle for all), else []."""
+    best: tuple[float, list[BaseGeometry], list[float]] | None = None
+    for cells in cuts(region, settings.spacing_m):
+        found = [_quick_best(cell, settings, keep_out) for cell in cells]
+        between = math.dist(*((c.centroid.x, c.centroid.y) for c in cells)) / settings.cruise_speed_m_s
+        total = sum(t for _, t in found) + between
+        if total < _SPLIT_GAIN * single_s and (best is None or total < best[0]):
+            best = (total, cells, [a for a, _ in found])
+    if best is None:
+        return []
+    _, chosen, angles = best
+    legs = [
+        transect_legs(cell, angle, settings, keep_out, fill_gaps=True, trim=True)
+        for cell, angle in zip(chosen, angles, strict=True)
     ]
-    legs = min(variants, key=lambda v: route_time_s(v, home_xy, settings))
-    return _assemble(legs, best[1], obstacles, settings)
+    orders = []
+    for first, second in ((0, 1), (1, 0)):
+        head = order_legs(legs[first], home_xy)
+        if head and legs[second]:
+            orders.append((angles[first], [*head, *order_legs(legs[second], head[-1].exit)]))
+    return orders
+
+
+#: Only an outline filling at most this share of its convex hull is worth cutting.
+_NOTCHED = 0.7
+#: A cut is flown only when its estimate is at most this share of one angle's.
+_SPLIT_GAIN = 0.97
+
+
+def _quick_best(
+    cell: BaseGeometry, settings: CoverageSettings, keep_out: BaseGeometry
+) -> tuple[float, float]:
+    """The best angle for ``cell`` by the quick estimate over its few narrowest candidates, and that time."""
+    angles = candidate_angles(cell, settings.angle_step_deg, settings.spacing_m, keep=2)
+    times = [lines_time_s(cell, angle, settings, keep_out) for angle in angles]
+    k = int(np.argmin(times))
+    return angles[k], times[k]
+
+
+def cuts(region: BaseGeometry, spacing_m: float, most: int = 2) -> list[list[BaseGeometry]]:
+    """Ways to cut ``region`` in two at its concave corners: along either edge of each reflex corner of its
+    outline (simplified by half a spacing, so only real notches count), into two cells of at least a
+    tenth of the area each; at most ``most`` of them."""
+    if region.geom_type != "Polygon":
+        return []
+    outline = shapely.simplify(region, spacing_m / 2)
+    if outline.geom_type != "Polygon" or outline.area > _NOTCHED * outline.convex_hull.area:
+        return []
+    ring = np.asarray(shapely.orient_polygons(outline).exterior.coords)[:-1]
+    before, after = ring - np.roll(ring, 1, axis=0), np.roll(ring, -1, axis=0) - ring
+    reflex = np.flatnonzero(before[:, 0] * after[:, 1] - before[:, 1] * after[:, 0] < 0)
+    reach = 2 * math.dist(*np.reshape(region.bounds, (2, 2)))
+    found = []
+    for i in reflex:
+        for direction in (before[i], -after[i]):
+            cells = _cut_along(
+                region, ring[i], direction / max(float(np.linalg.norm(direction)), 1e-9), reach
+            )
+            if cells:
+                found.append(cells)
+            if len(found) == most:
+                return found
+    return found
+
+
+def _cut_along(region: BaseGeometry, corner: Array, direction: Array, reach_m: float) -> list[BaseGeometry]:
+    """The two cells of ``region`` cut by the ray from ``corner`` along ``direction`` to where it first leaves
+    the region; [] when that does not make two sizeable cells."""
+    ray = LineString([corner, corner + direction * reach_m])
+    parts = shapely.get_parts(ray.intersection(region))
+    first = [
+        p
+        for p in parts
+        if p.geom_type == "LineString" and p.length > 1.0 and p.distance(Point(corner)) < 1e-6
+    ]
+    if not first:
+        return []
+    start, end = np.asarray(first[0].coords)[[0, -1]]
+    cut = LineString([start - direction * 0.5, end + direction * 0.5])
+    cells = shapely.get_parts(shapely.ops.split(region, cut))
+    if len(cells) != 2 or min(shapely.area(cells)) < 0.1 * region.area:
+        return []
+    return list(cells)
+
+
+#: Outlines are simplified by this much to rank angles (the legs flown are made on the exact outline).
+_SEARCH_TOLERANCE_M = 0.5
+
+
+class _AngleSearch:
+    """Flight time per transect angle: a quick estimate from the lines' extents for every candidate, the
+    legs in order for a shortlist, and the final leg orders at the best angles."""
+
+    def __init__(self, region: BaseGeometry, keep_out: BaseGeometry, settings: CoverageSettings, home_xy: XY):
+        self.region, self.keep_out, self.settings, self.home = region, keep_out, settings, home_xy
+        self.outline = shapely.simplify(region, _SEARCH_TOLERANCE_M)  # fewer vertices to rank angles with
+        self.quick: dict[float, float] = {}
+        self.routed: dict[float, float] = {}
+
+    def quick_s(self, angle_deg: float) -> float:
+        angle = round(angle_deg % 180.0, 6)
+        if angle not in self.quick:
+            self.quick[angle] = lines_time_s(self.outline, angle, self.settings, self.keep_out)
+        return self.quick[angle]
+
+    def routed_s(self, angle: float) -> float:
+        if angle not in self.routed:
+            legs = transect_legs(self.outline, angle, self.settings, self.keep_out)
+            self.routed[angle] = route_time_s(order_legs(legs, self.home, starts=2), self.home, self.settings)
+        return self.routed[angle]
+
+    def best_angles(
+        self, candidates: Sequence[float], shortlist: int = 3, within: float = 0.02
+    ) -> list[float]:
+        """The best angle, and the runner-up of the shortlist when its route is within ``within`` of it.
+
+        The quick estimate ranks ``candidates`` (refined around the best by a third of a step each way);
+        the ``shortlist`` best are then ranked by their ordered legs.
+        """
+        step = self.settings.angle_step_deg
+        best = min(candidates, key=self.quick_s)
+        for delta in (-step / 3, step / 3):
+            self.quick_s(best + delta)
+        short = sorted(self.quick, key=lambda a: self.quick[a])[:shortlist]
+        ranked = [a for a in sorted(short, key=self.routed_s) if math.isfinite(self.routed_s(a))]
+        return ranked[:1] + [
+            a for a in ranked[1:2] if self.routed_s(a) <= (1 + within) * self.routed_s(ranked[0])
+        ]
+
+    def final_order(self, angle_deg: float) -> list[Leg]:
+        """The legs to fly at ``angle_deg`` (lines filled beside no-fly zones and trimmed), in order."""
+        legs = transect_legs(self.region, angle_deg, self.settings, self.keep_out, fill_gaps=True, trim=True)
+        return order_legs(legs, self.home)
 
 
 def _region(area: BaseGeometry, settings: CoverageSettings, obstacles: Obstacles) -> BaseGeometry:
@@ -207,16 +371,47 @@ def _region(area: BaseGeometry, settings: CoverageSettings, obstacles: Obstacles
     return region
 
 
-def candidate_angles(region: BaseGeometry, step_deg: float, hull_edges: int = 2) -> list[float]:
-    """Angles to try (degrees counter-clockwise from east, in [0, 180)): a regular step plus the directions
-    of the ``hull_edges`` longest edges of the region's convex hull."""
-    angles = set(np.round(np.arange(0.0, 180.0, step_deg), 6).tolist())
-    hull = region.convex_hull
-    if hull.geom_type == "Polygon":
-        d = np.diff(np.asarray(hull.exterior.coords), axis=0)
-        longest = np.argsort(-np.hypot(d[:, 0], d[:, 1]))[:hull_edges]
-        angles.update(np.round(np.degrees(np.arctan2(d[longest, 1], d[longest, 0])) % 180.0, 6).tolist())
-    return sorted(angles)
+def candidate_angles(
+    region: BaseGeometry, step_deg: float, spacing_m: float = math.inf, keep: int = 10
+) -> list[float]:
+    """Angles to try (degrees counter-clockwise from east, in [0, 180)): a regular step plus the direction
+    of every edge of the region's convex hull (the narrowest direction, hence the fewest lines, is always
+    along one of them). With ``spacing_m``, only the ``keep`` narrowest of those that need at most one
+    line more than the fewest are kept."""
+    angles = np.arange(0.0, 180.0, step_deg)
+    hull = (
+        np.asarray(region.convex_hull.exterior.coords) if region.convex_hull.geom_type == "Polygon" else None
+    )
+    if hull is not None:
+        d = np.diff(hull, axis=0)
+        angles = np.concatenate([angles, np.degrees(np.arctan2(d[:, 1], d[:, 0])) % 180.0])
+    angles = np.unique(np.round(angles, 6))
+    if hull is None or not math.isfinite(spacing_m):
+        return sorted(angles.tolist())
+    normal = np.radians(angles + 90.0)
+    across = hull @ np.stack([np.cos(normal), np.sin(normal)])  # (vertices, angles)
+    width = across.max(axis=0) - across.min(axis=0)
+    lines = np.ceil(width / spacing_m - 1e-9)
+    few = np.flatnonzero(lines <= lines.min() + 1)
+    return sorted(angles[few[np.argsort(width[few])[:keep]]].tolist())
+
+
+def lines_time_s(
+    region: BaseGeometry, angle_deg: float, settings: CoverageSettings, keep_out: BaseGeometry
+) -> float:
+    """Quick flight-time estimate at ``angle_deg``: every band piece flown end to end as its own leg (two
+    turns, two turnarounds and a hop of one spacing each), keep-out cutting only the bands."""
+    origin = region.centroid
+    rotated = affinity.rotate(region, -angle_deg, origin=origin)
+    blocker = affinity.rotate(keep_out, -angle_deg, origin=origin) if not keep_out.is_empty else None
+    xa, xb, _ = _pieces(_bands(rotated, blocker, settings.spacing_m, _QUICK_STEP_M)[2])
+    if not len(xa):
+        return math.inf
+    photo_m = np.clip(xb - xa - settings.trigger_distance_m, 0.0, None).sum()
+    per_leg_s = (
+        2 * settings.turn_s + (2 * settings.turnaround_m + settings.spacing_m) / settings.cruise_speed_m_s
+    )
+    return float(photo_m / settings.cruise_speed_m_s + len(xa) * per_leg_s)
 
 
 def transect_legs(
@@ -227,15 +422,18 @@ def transect_legs(
     *,
     fill_gaps: bool = False,
     join_m: float | None = None,
+    trim: bool = False,
 ) -> list[Leg]:
     """Legs at ``angle_deg`` covering ``region``: one band per line, each band piece flown end to end.
 
     Each line spans the whole band piece around it (not only where the centre line meets the area, as QGC
     does), so slanted edges are covered too, less half a trigger distance at both ends (the first and the
-    last photo's cells reach the edge); it is cut where it would enter the keep-out geometry, pieces of
-    one line closer than a turn costs are flown as one, and turnaround extensions stop short of keep-out.
-    With ``fill_gaps``, what the lines leave uncovered beside keep-out zones gets lines of its own.
-    ``join_m`` overrides the longest gap flown over (default: what a turn and two turnarounds cost).
+    last photo's cells reach the edge). Where a line meets keep-out it is cut; the pieces are flown as one
+    leg that goes round the zone (photos paused) when the zone reaches at most a spacing beside the line,
+    as separate legs otherwise. Pieces of one line closer than a turn costs are flown as one, and
+    turnaround extensions stop short of keep-out. With ``fill_gaps``, what the lines leave uncovered
+    beside keep-out zones gets lines of its own. ``join_m`` overrides the longest free gap flown over
+    (default: what a turn and two turnarounds cost).
     """
     origin = region.centroid
     rotated = affinity.rotate(region, -angle_deg, origin=origin)
@@ -243,60 +441,243 @@ def transect_legs(
     join = (
         settings.turn_s * settings.cruise_speed_m_s + 2 * settings.turnaround_m if join_m is None else join_m
     )
-    lines = _band_lines(rotated, blocker, settings, join)
-    if fill_gaps and blocker is not None and len(lines[0]):
+    # beside keep-out the share is left to the slivers by the zones that are too small for fill lines
+    budget_m2 = settings.uncovered_share * region.area if trim and blocker is None else 0.0
+    lines = _band_lines(rotated, blocker, settings, join, budget_m2)
+    if fill_gaps and blocker is not None and len(lines.y):
         lines = _fill(rotated, blocker, settings, lines, join)
-    xa, xb, y, band = lines
-    entry, exit_ = _extensions(xa, xb, y, settings.turnaround_m, blocker)
-    pts = np.stack([np.column_stack([x, y]) for x in (entry, xa, xb, exit_)], axis=1)  # (m, 4, 2)
-    pts = _rotate(pts, angle_deg, (origin.x, origin.y))
-    return [_leg(leg, int(k)) for leg, k in zip(pts, band, strict=True)]
+    entry, exit_ = _extensions(lines.xa, lines.xb, lines.y, settings.turnaround_m, blocker)
+    centre = (origin.x, origin.y)
+    pts = np.stack([np.column_stack([x, lines.y]) for x in (entry, lines.xa, lines.xb, exit_)], axis=1)
+    pts = _rotate(pts, angle_deg, centre)
+    breaks = [_rotate(b, angle_deg, centre) if len(b) else b for b in lines.breaks]
+    return [
+        _leg(p, int(k), b, float(d))
+        for p, k, b, d in zip(pts, lines.band, breaks, lines.bypass_m, strict=True)
+    ]
 
 
-Lines = tuple[Array, Array, Array, npt.NDArray[np.int_]]  # photo start x, photo end x, y, band index
+@dataclass(frozen=True)
+class _Lines:
+    """Photo lines along x in the rotated frame: photos from ``xa`` to ``xb`` at height ``y``.
+
+    ``breaks[i]`` is a (k, 2) array of points where line ``i`` pauses (even rows) and resumes (odd rows)
+    to go round keep-out; ``bypass_m[i]`` estimates the extra distance of those detours.
+    """
+
+    xa: Array
+    xb: Array
+    y: Array
+    band: npt.NDArray[np.int_]
+    breaks: list[Array]
+    bypass_m: Array
+
+    def photo_pieces(self) -> tuple[Array, Array, Array]:
+        """Start x, end x and y of every stretch photographed without a break."""
+        xs = [
+            np.concatenate([[a], b[:, 0], [c]]) for a, b, c in zip(self.xa, self.breaks, self.xb, strict=True)
+        ]
+        ys = [np.full(len(x) // 2, v) for x, v in zip(xs, self.y, strict=True)]
+        flat = np.concatenate(xs) if xs else np.zeros(0)
+        return flat[0::2], flat[1::2], np.concatenate(ys) if ys else np.zeros(0)
+
+    def concat(self, other: _Lines, band: npt.NDArray[np.int_]) -> _Lines:
+        return _Lines(
+            np.concatenate([self.xa, other.xa]),
+            np.concatenate([self.xb, other.xb]),
+            np.concatenate([self.y, other.y]),
+            np.concatenate([self.band, band]),
+            [*self.breaks, *other.breaks],
+            np.concatenate([self.bypass_m, other.bypass_m]),
+        )
 
 
 def _band_lines(
-    rotated: BaseGeometry, blocker: BaseGeometry | None, settings: CoverageSettings, join_m: float
-) -> Lines:
+    rotated: BaseGeometry,
+    blocker: BaseGeometry | None,
+    settings: CoverageSettings,
+    join_m: float,
+    budget_m2: float = 0.0,
+) -> _Lines:
     """Horizontal photo lines covering an area already rotated so that the lines run along x."""
-    minx, miny, maxx, maxy = rotated.bounds
-    n = max(1, math.ceil((maxy - miny) / settings.spacing_m - 1e-9))
-    height = (maxy - miny) / n
-    centres = miny + height * (np.arange(n) + 0.5)
-    boxes = shapely.box(minx - 1.0, centres - height / 2, maxx + 1.0, centres + height / 2)
-    parts, band = shapely.get_parts(shapely.intersection(boxes, rotated), return_index=True)
-    solid = (shapely.get_type_id(parts) == 3) & (shapely.area(parts) > 1e-6)
-    bounds = shapely.bounds(parts[solid])
-    band = band[solid]
-    xa, xb, y = bounds[:, 0], bounds[:, 2], centres[band]
+    centres, edges, strips = _bands(rotated, blocker, settings.spacing_m)
+    xa, xb, band = _pieces(strips)
+    y = centres[band]
     if blocker is not None:
         xa, xb, y, band = _cut(xa, xb, y, band, blocker)
-    xa, xb, y, band = _merge_gaps(xa, xb, y, band, blocker, join_m)
-    half = np.minimum(settings.trigger_distance_m / 2, (xb - xa) / 2)
-    return xa + half, xb - half, y, band
+    lines = _merge_gaps(xa, xb, y, band, blocker, join_m, settings.spacing_m)
+    if budget_m2 > 0 and len(lines.y):
+        lines = _trimmed(lines, edges, strips, budget_m2)
+    first = np.array([b[0, 0] if len(b) else e for b, e in zip(lines.breaks, lines.xb, strict=True)])
+    last = np.array([b[-1, 0] if len(b) else a for b, a in zip(lines.breaks, lines.xa, strict=True)])
+    half_t = settings.trigger_distance_m / 2  # never past a pause: only the line's first and last stretch
+    return dataclasses.replace(
+        lines,
+        xa=lines.xa + np.minimum(half_t, (first - lines.xa) / 2),
+        xb=lines.xb - np.minimum(half_t, (lines.xb - last) / 2),
+    )
+
+
+#: A line's end is trimmed only where its band is at most this full (area per metre / band height).
+_TRIM_FULLNESS = 0.3
+#: Lengths tried when trimming a line's end (metres).
+_TRIMS_M = np.array([2.0, 5.0, 9.0, 14.0])
+
+
+#: Step of the line-offset search in quick estimates (metres; 1 m when the legs are made).
+_QUICK_STEP_M = 3.0
+
+
+def _bands(
+    rotated: BaseGeometry, blocker: BaseGeometry | None, spacing_m: float, step_m: float = 1.0
+) -> tuple[Array, Array, npt.NDArray[np.object_]]:
+    """Line offsets, band edges (half-way between lines) and each band's part of the area."""
+    minx, miny, maxx, maxy = rotated.bounds
+    centres = line_offsets(miny, maxy, spacing_m, _blocked_ranges(rotated, blocker), step_m)
+    edges = np.concatenate([[miny], (centres[1:] + centres[:-1]) / 2, [maxy]])
+    clip = np.concatenate([[miny - 1.0], edges[1:-1], [maxy + 1.0]])  # rectangles never edge on the outline
+    strips = [
+        shapely.clip_by_rect(rotated, minx - 1.0, lo, maxx + 1.0, hi) for lo, hi in itertools.pairwise(clip)
+    ]
+    return centres, edges, np.array(strips, dtype=object)
+
+
+def _pieces(strips: npt.NDArray[np.object_]) -> tuple[Array, Array, npt.NDArray[np.int_]]:
+    """Lowest and highest x of each polygon piece of the bands, and the band it lies in."""
+    parts, band = shapely.get_parts(strips, return_index=True)
+    solid = (shapely.get_type_id(parts) == 3) & (shapely.area(parts) > 1e-6)
+    bounds = shapely.bounds(parts[solid])
+    return bounds[:, 0], bounds[:, 2], band[solid]
+
+
+def _trimmed(lines: _Lines, edges: Array, strips: npt.NDArray[np.object_], budget_m2: float) -> _Lines:
+    """Lines shortened at their ends where the area given up per metre saved is least, ``budget_m2`` in all."""
+    m, k = len(lines.y), len(_TRIMS_M)
+    low, high = edges[lines.band], edges[lines.band + 1]
+    room = np.clip((lines.xb - lines.xa) / 2 - 1.0, 0.0, None)
+    room[[len(b) > 0 for b in lines.breaks]] = 0.0  # the ends of a line that goes round a zone stay
+    trims = np.minimum(_TRIMS_M[None, :], room[:, None])  # (m, k), per end below
+    reach = _TRIMS_M[-1]
+    ends = [  # each line's band within the longest trim of either end: small polygons to measure
+        [
+            shapely.clip_by_rect(strips[b], x - 1.0, lo - 1.0, x + reach, hi + 1.0)
+            for b, x, lo, hi in zip(lines.band, lines.xa, low, high, strict=True)
+        ],
+        [
+            shapely.clip_by_rect(strips[b], x - reach, lo - 1.0, x + 1.0, hi + 1.0)
+            for b, x, lo, hi in zip(lines.band, lines.xb, low, high, strict=True)
+        ],
+    ]
+    boxes = [
+        shapely.box(lines.xa[:, None], low[:, None], (lines.xa[:, None] + trims), high[:, None]),
+        shapely.box(lines.xb[:, None] - trims, low[:, None], lines.xb[:, None], high[:, None]),
+    ]
+    lost = np.stack(
+        [
+            shapely.area(shapely.intersection(np.array(e, dtype=object)[:, None], b))
+            for e, b in zip(ends, boxes, strict=True)
+        ]
+    )  # (2, m, k)
+    trims = np.broadcast_to(trims, (2, m, k))
+    cut = np.zeros((2, m))
+    spent = np.zeros((2, m))
+    per_m = lost / np.maximum(trims, 1e-9)
+    per_m[per_m > _TRIM_FULLNESS * (high - low)[None, :, None]] = np.inf  # only thin ends are worth it
+    for flat in np.argsort(per_m.ravel())[: int(np.isfinite(per_m).sum())]:
+        side, line, option = np.unravel_index(flat, lost.shape)
+        extra = lost[side, line, option] - spent[side, line]
+        if trims[side, line, option] > cut[side, line] and 0 <= extra <= budget_m2:
+            budget_m2 -= float(extra)
+            cut[side, line], spent[side, line] = trims[side, line, option], lost[side, line, option]
+    return dataclasses.replace(lines, xa=lines.xa + cut[0], xb=lines.xb - cut[1])
+
+
+def _blocked_ranges(rotated: BaseGeometry, blocker: BaseGeometry | None) -> Array:
+    """(k, 2) lowest and highest y of each keep-out part that meets the (rotated) area."""
+    if blocker is None:
+        return np.zeros((0, 2))
+    parts = shapely.get_parts(blocker)
+    bounds: Array = shapely.bounds(parts[shapely.intersects(parts, rotated)])
+    return bounds[:, [1, 3]]
+
+
+def line_offsets(low_m: float, high_m: float, spacing_m: float, blocked: Array, step_m: float = 1.0) -> Array:
+    """Offsets of the photo lines across ``[low_m, high_m]``: at most ``spacing_m`` apart, the first and last
+    within half a spacing of the ends, as few as can be, and as few as can be inside the ``blocked``
+    ranges (keep-out reaching across the lines): a line then runs beside a no-fly zone, not through it.
+    One more line is used where it saves a detour. Without blocked ranges the lines are evenly spread.
+    """
+    fewest = max(1, math.ceil((high_m - low_m) / spacing_m - 1e-9))
+    even = _even_offsets(low_m, high_m, fewest)
+    if not _inside(even, blocked).any():
+        return even
+    window = math.ceil(spacing_m / step_m)  # grid steps in one spacing, exactly
+    steps = np.arange(math.floor((high_m - low_m) / spacing_m * window) + 1, dtype=np.float64)
+    grid: Array = low_m + steps * (spacing_m / window)
+    inside = _inside(grid, blocked)
+    span = (low_m, high_m, spacing_m, window)
+    few, few_cost = _placed(grid, inside, span, even)
+    if few_cost == 0:
+        return few
+    more, more_cost = _placed(grid, inside, span, _even_offsets(low_m, high_m, fewest + 1))
+    return more if more_cost < few_cost else few
+
+
+def _inside(offsets: Array, blocked: Array) -> npt.NDArray[np.int_]:
+    """How many of the ``blocked`` ranges each offset lies strictly inside."""
+    inside: npt.NDArray[np.int_] = (
+        (offsets[:, None] > blocked[None, :, 0]) & (offsets[:, None] < blocked[None, :, 1])
+    ).sum(axis=1)
+    return inside
+
+
+def _even_offsets(low_m: float, high_m: float, n: int) -> Array:
+    offsets: Array = low_m + (high_m - low_m) / n * (np.arange(n, dtype=np.float64) + 0.5)
+    return offsets
+
+
+def _placed(
+    grid: Array, inside: npt.NDArray[np.int_], span: tuple[float, float, float, int], even: Array
+) -> tuple[Array, int]:
+    """``len(even)`` offsets on ``grid`` (see :func:`line_offsets`; ``span`` is low, high, spacing and grid
+    steps per spacing) with the fewest ``inside`` counts, ties going to the offsets nearest ``even``;
+    returns them with their count (even offsets and a huge count when none fit)."""
+    low_m, high_m, spacing_m, window = span
+    cost = np.where(grid <= low_m + spacing_m / 2 + 1e-9, 0.0, np.inf)
+    history = []
+    for k, target in enumerate(even):
+        cost = cost + inside + 1e-3 * np.abs(grid - target) / spacing_m
+        if k == len(even) - 1:
+            break
+        history.append(cost)
+        shifted = np.concatenate([[np.inf], cost[:-1]])  # best previous line within a spacing below each
+        cost = minimum_filter1d(shifted, size=window, origin=(window - 1) // 2, mode="constant", cval=np.inf)
+    cost = np.where(grid >= high_m - spacing_m / 2 - 1e-9, cost, np.inf)
+    j = int(np.argmin(cost))
+    if not np.isfinite(cost[j]):
+        return even, 10**9
+    chosen = [j]
+    for previous in reversed(history):
+        lowest = max(0, chosen[-1] - window)
+        chosen.append(lowest + int(np.argmin(previous[lowest : chosen[-1]])))
+    index = np.array(chosen[::-1])
+    return grid[index], int(inside[index].sum())
 
 
 def _fill(
-    rotated: BaseGeometry, blocker: BaseGeometry, settings: CoverageSettings, lines: Lines, join_m: float
-) -> Lines:
+    rotated: BaseGeometry, blocker: BaseGeometry, settings: CoverageSettings, lines: _Lines, join_m: float
+) -> _Lines:
     """Add lines over what the photo cells of ``lines`` leave uncovered (beside cut lines)."""
-    xa, xb, y, band = lines
     half_t, half_s = settings.trigger_distance_m / 2, settings.spacing_m / 2
+    xa, xb, y = lines.photo_pieces()
     cells = shapely.union_all(shapely.box(xa - half_t, y - half_s, xb + half_t, y + half_s))
     parts = shapely.get_parts(rotated.difference(cells))
     parts = parts[shapely.area(parts) > 0.05 * settings.spacing_m * settings.trigger_distance_m]
-    if not len(parts):
-        return lines
-    extra = [_band_lines(part, blocker, settings, join_m) for part in parts]  # each part has its own bands
-    fa, fb, fy = (np.concatenate([e[k] for e in extra]) for k in range(3))
-    nearest = np.abs(fy[:, None] - y[None, :]).argmin(axis=1)
-    return (
-        np.concatenate([xa, fa]),
-        np.concatenate([xb, fb]),
-        np.concatenate([y, fy]),
-        np.concatenate([band, band[nearest]]),
-    )
+    for part in parts:  # each part has its own bands
+        extra = _band_lines(part, blocker, settings, join_m)
+        nearest = np.abs(extra.y[:, None] - lines.y[None, :]).argmin(axis=1)
+        lines = lines.concat(extra, lines.band[nearest])
+    return lines
 
 
 def _cut(
@@ -312,25 +693,67 @@ def _cut(
 
 
 def _merge_gaps(
-    xa: Array, xb: Array, y: Array, band: npt.NDArray[np.int_], blocker: BaseGeometry | None, join_m: float
-) -> Lines:
-    """Join pieces of one line whose gap is at most ``join_m`` (and free of keep-out): one leg instead of two."""
-    if len(xa) < 2:
-        return xa, xb, y, band
+    xa: Array,
+    xb: Array,
+    y: Array,
+    band: npt.NDArray[np.int_],
+    blocker: BaseGeometry | None,
+    join_m: float,
+    spacing_m: float,
+) -> _Lines:
+    """Join pieces of one line into one leg: over a free gap of at most ``join_m``, and round keep-out
+    that reaches at most ``spacing_m`` beside the line (with at most ``join_m`` of free gap besides)."""
     order = np.lexsort((xa, band))
     xa, xb, y, band = xa[order], xb[order], y[order], band[order]
+    if not len(xa):
+        return _Lines(xa, xb, y, band, [], np.zeros(0))
     gap = xa[1:] - xb[:-1]
-    join = (band[1:] == band[:-1]) & (gap <= join_m)
-    if blocker is not None and join.any():
-        idx = np.flatnonzero(join)
+    same = band[1:] == band[:-1]
+    blocked = np.zeros(len(gap), dtype=bool)
+    reach = np.zeros(len(gap))
+    if blocker is not None and same.any():
+        idx = np.flatnonzero(same)
         gaps = shapely.linestrings(
             np.stack([np.column_stack([xb[idx], y[idx]]), np.column_stack([xa[idx + 1], y[idx]])], axis=1)
         )
-        join[idx[shapely.intersects(gaps, blocker)]] = False
-    starts = np.concatenate([[True], ~join])
-    first = np.flatnonzero(starts)
-    ends = np.maximum.reduceat(xb, first)
-    return xa[first], ends, y[first], band[first]
+        inside_m = shapely.length(shapely.intersection(gaps, blocker))
+        blocked[idx] = inside_m > 1e-6
+        gap[idx] -= inside_m
+        hit = idx[blocked[idx]]
+        reach[hit] = _reach(gaps[blocked[idx]], y[hit], blocker)
+    join = same & (gap <= join_m) & (reach <= spacing_m)
+    return _joined(xa, xb, y, band, join, np.where(blocked & join, 2 * reach, -1.0))
+
+
+def _reach(gaps: npt.NDArray[np.object_], y: Array, blocker: BaseGeometry) -> Array:
+    """How far beside each gap line (the nearer side) the keep-out parts it meets extend."""
+    parts = shapely.get_parts(blocker)
+    reach = np.zeros(len(gaps))
+    gap_idx, part_idx = shapely.STRtree(parts).query(gaps, predicate="intersects")
+    if len(gap_idx):
+        bounds = shapely.bounds(parts[part_idx])
+        side = np.minimum(bounds[:, 3] - y[gap_idx], y[gap_idx] - bounds[:, 1])
+        np.maximum.at(reach, gap_idx, side)
+    return reach
+
+
+def _joined(
+    xa: Array, xb: Array, y: Array, band: npt.NDArray[np.int_], join: npt.NDArray[np.bool_], detour_m: Array
+) -> _Lines:
+    """Lines from runs of joined pieces; a gap with ``detour_m ≥ 0`` becomes a break (pause, resume)."""
+    first = np.flatnonzero(np.concatenate([[True], ~join]))
+    last = np.append(first[1:], len(xa)) - 1
+    breaks = [np.zeros((0, 2))] * len(first)
+    bypass = np.zeros(len(first))
+    for k in np.flatnonzero(np.add.reduceat(np.append(detour_m, -1.0) >= 0, first)):
+        i, j = first[k], last[k]
+        inner = np.arange(i, j)[detour_m[i:j] >= 0]
+        points = np.column_stack(
+            [np.stack([xb[inner], xa[inner + 1]], axis=1).ravel(), np.repeat(y[inner], 2)]
+        )
+        breaks[k] = points
+        bypass[k] = detour_m[inner].sum()
+    return _Lines(xa[first], xb[last], y[first], band[first], breaks, bypass)
 
 
 def _extensions(
@@ -354,9 +777,9 @@ def _extensions(
     return entry, exit_
 
 
-def _leg(points: Array, band: int) -> Leg:
+def _leg(points: Array, band: int, breaks: Array, bypass_m: float) -> Leg:
     e, s, n, x = ((float(p[0]), float(p[1])) for p in points)
-    return Leg(e, s, n, x, band)
+    return Leg(e, s, n, x, band, tuple((float(p[0]), float(p[1])) for p in breaks), bypass_m)
 
 
 def _rotate(points: Array, angle_deg: float, centre: XY) -> Array:
@@ -366,68 +789,169 @@ def _rotate(points: Array, angle_deg: float, centre: XY) -> Array:
     return rotated
 
 
-def order_legs(legs: Sequence[Leg], home_xy: XY) -> list[Leg]:
-    """Order and orient legs: start at the outermost band's end nearest home, then always the nearest leg.
+def order_legs(legs: Sequence[Leg], home_xy: XY, *, starts: int = 8) -> list[Leg]:
+    """Order and orient legs for the shortest flight from and back to home.
 
-    On a convex area this is the usual back-and-forth (boustrophedon); on a concave one it finishes one lobe
-    before crossing to the next instead of flying across the gap on every line.
+    From each of the ``starts`` outermost-band leg ends nearest home, always fly to the nearest leg end
+    next (on a convex area the usual back-and-forth; on a concave one each lobe is finished before
+    crossing to the next); the order with the shortest closed route wins.
     """
     if not legs:
         return []
-    ends = np.array([[leg.entry, leg.exit] for leg in legs])  # (m, 2 ends, 2)
+    ends = np.array([[leg.entry, leg.exit] for leg in legs]).reshape(-1, 2)  # leg i: rows 2i, 2i + 1
     bands = np.array([leg.band for leg in legs])
-    outer = (bands == bands.min()) | (bands == bands.max())
-    to_home = np.linalg.norm(ends - np.asarray(home_xy), axis=2)
-    to_home[~outer] = np.inf
-    first, side = np.unravel_index(int(np.argmin(to_home)), to_home.shape)
-    return _greedy(legs, ends, bands, int(first), int(side))
+    hops = np.linalg.norm(ends[:, None, :] - ends[None, :, :], axis=2)
+    hops += 1e-3 * np.abs(np.repeat(bands, 2)[:, None] - np.repeat(bands, 2)[None, :])  # ties: nearest band
+    outer = np.repeat((bands == bands.min()) | (bands == bands.max()), 2)
+    to_home = np.where(outer, np.linalg.norm(ends - np.asarray(home_xy), axis=1), np.inf)
+    firsts = np.argsort(to_home)[: max(1, min(starts, int(outer.sum())))]
+    orders = [_greedy(legs, hops, int(first)) for first in firsts]
+    orders.append(_by_cells(legs, home_xy, 2 * starts))
+    best = min(orders, key=lambda o: _estimate_s(o, home_xy))
+    if math.dist(best[-1].exit, home_xy) < math.dist(
+        best[0].entry, home_xy
+    ):  # same tour, entered nearer home
+        best = [leg.reversed() for leg in reversed(best)]
+    return best
 
 
-def _greedy(
-    legs: Sequence[Leg], ends: Array, bands: npt.NDArray[np.int_], first: int, side: int
-) -> list[Leg]:
-    visited = np.zeros(len(legs), dtype=bool)
+def _by_cells(legs: Sequence[Leg], home_xy: XY, starts: int) -> list[Leg]:
+    """Legs flown cell by cell (boustrophedon cells: runs of bands with one leg each side of every joint),
+    each cell back and forth from one of its four corners, cells in nearest-corner order; from each of the
+    ``starts`` corners nearest home, the order with the shortest closed route wins."""
+    variants = [v for cell in _cells(legs) for v in _cell_variants([legs[i] for i in cell])]
+    entries = np.array([v[0].entry for v in variants])
+    exits = np.array([v[-1].exit for v in variants])
+    cell_of = np.repeat(np.arange(len(variants) // 4), 4)
+    firsts = np.argsort(np.linalg.norm(entries - np.asarray(home_xy), axis=1))[:starts]
+    tours = []
+    for first in firsts:
+        free = np.ones(len(variants), dtype=bool)
+        tour, here = [], int(first)
+        while True:
+            tour.append(here)
+            free[cell_of == cell_of[here]] = False
+            if not free.any():
+                break
+            here = int(np.argmin(np.where(free, np.linalg.norm(entries - exits[here], axis=1), np.inf)))
+        tours.append([leg for k in tour for leg in variants[k]])
+    return min(tours, key=lambda o: _estimate_s(o, home_xy))
+
+
+def _cells(legs: Sequence[Leg]) -> list[list[int]]:
+    """Boustrophedon cells: chains of legs in successive bands where each overlaps only the other."""
+    direction = np.subtract(legs[0].exit, legs[0].entry)
+    direction = direction / max(float(np.linalg.norm(direction)), 1e-9)
+    ends = np.array([[leg.entry, leg.exit] for leg in legs]) @ direction
+    lo, hi = ends.min(axis=1), ends.max(axis=1)
+    bands = np.array([leg.band for leg in legs])
+    touching = (
+        (bands[:, None] + 1 == bands[None, :]) & (lo[:, None] < hi[None, :]) & (lo[None, :] < hi[:, None])
+    )
+    up, down = touching.sum(axis=1), touching.sum(axis=0)
+    successor = {
+        int(i): int(j) for i, j in zip(*np.nonzero(touching), strict=True) if up[i] == 1 and down[j] == 1
+    }
+    heads = sorted(set(range(len(legs))) - set(successor.values()), key=lambda i: (bands[i], lo[i]))
+    cells = []
+    for head in heads:
+        chain = [head]
+        while chain[-1] in successor:
+            chain.append(successor[chain[-1]])
+        cells.append(chain)
+    return cells
+
+
+def _cell_variants(cell: list[Leg]) -> list[list[Leg]]:
+    """A cell flown back and forth from each of its four corners (first or last band, either end)."""
+    variants = []
+    for chain in (cell, cell[::-1]):
+        for first in (chain[0], chain[0].reversed()):
+            flown = [first]
+            for leg in chain[1:]:
+                back = leg.reversed()
+                near = math.dist(flown[-1].exit, leg.entry) <= math.dist(flown[-1].exit, back.entry)
+                flown.append(leg if near else back)
+            variants.append(flown)
+    return variants
+
+
+def _greedy(legs: Sequence[Leg], hops: Array, first_end: int) -> list[Leg]:
+    """Legs in nearest-end order from end ``first_end`` (leg ``first_end // 2``, entered at that end)."""
+    free = np.ones(len(hops), dtype=bool)
     ordered: list[Leg] = []
-    current, enter = first, side
+    end = first_end
     while True:
-        visited[current] = True
-        leg = legs[current] if enter == 0 else legs[current].reversed()
-        ordered.append(leg)
-        if visited.all():
+        leg = end // 2
+        free[2 * leg : 2 * leg + 2] = False
+        ordered.append(legs[leg] if end % 2 == 0 else legs[leg].reversed())
+        if not free.any():
             return ordered
-        dist = np.linalg.norm(ends - np.asarray(leg.exit), axis=2)
-        dist += 1e-3 * np.abs(bands - leg.band)[:, None]  # ties go to the nearest band
-        dist[visited] = np.inf
-        current, enter = (int(v) for v in np.unravel_index(int(np.argmin(dist)), dist.shape))
+        out = end ^ 1  # leave by the other end
+        end = int(np.argmin(np.where(free, hops[out], np.inf)))
+
+
+def _estimate_s(legs: Sequence[Leg], home_xy: XY) -> float:
+    """Distance-dominated ranking of orders of the same legs: the closed route's length (m)."""
+    vertices = np.array([home_xy, *(p for leg in legs for p in (leg.entry, leg.exit)), home_xy])
+    return float(np.linalg.norm(np.diff(vertices, axis=0), axis=1).sum())
 
 
 def route_time_s(legs: Sequence[Leg], home_xy: XY, settings: CoverageSettings) -> float:
-    """Estimated time to fly the legs in order from and back to home (straight transits, a stop per turn)."""
+    """Estimated time to fly the legs in order from and back to home: straight transits, the detours round
+    no-fly zones estimated (their extra distance and four turns each), a stop at every sharp turn."""
     if not legs:
         return math.inf
-    distance = sum(leg.length_m for leg in legs)
-    distance += sum(math.dist(a.exit, b.entry) for a, b in itertools.pairwise(legs))
-    distance += math.dist(home_xy, legs[0].entry) + math.dist(legs[-1].exit, home_xy)
-    return distance / settings.cruise_speed_m_s + settings.turn_s * 2 * len(legs)
+    vertices = [home_xy, *(p for leg in legs for p in leg.points), home_xy]
+    detours = sum(len(leg.breaks) // 2 for leg in legs)
+    extra_m = sum(leg.bypass_m for leg in legs)
+    return (
+        flight_time_s(vertices, settings)
+        + extra_m / settings.cruise_speed_m_s
+        + 4 * settings.turn_s * detours
+    )
+
+
+def flight_time_s(vertices: Sequence[XY], settings: CoverageSettings) -> float:
+    """Time to fly a polyline at cruise speed, stopping ``turn_s`` at every sharp turn."""
+    return path_length_m(vertices) / settings.cruise_speed_m_s + settings.turn_s * sharp_turns(vertices)
+
+
+#: A heading change sharper than this costs a stop and a turn (``turn_s``).
+SHARP_TURN_DEG = 30.0
+
+
+def sharp_turns(vertices: Sequence[XY]) -> int:
+    """Number of interior vertices where the heading changes by more than :data:`SHARP_TURN_DEG`."""
+    if len(vertices) < 3:
+        return 0
+    d = np.diff(np.asarray(vertices, dtype=float), axis=0)
+    d = d[np.linalg.norm(d, axis=1) > 1e-9]
+    if len(d) < 2:
+        return 0
+    heading = np.arctan2(d[:, 1], d[:, 0])
+    change = np.abs((np.diff(heading) + math.pi) % (2 * math.pi) - math.pi)
+    return int((np.degrees(change) > SHARP_TURN_DEG).sum())
 
 
 def _assemble(
     legs: Sequence[Leg], angle_deg: float, obstacles: Obstacles, settings: CoverageSettings
 ) -> CoveragePath:
-    vertices: list[XY] = []
-    photo: list[bool] = []
-    for i, leg in enumerate(legs):
-        if i:
-            via = detour(vertices[-1], leg.entry, obstacles)
-            for point in via[1:]:
-                vertices.append(point)
-                photo.append(False)
-        else:
-            vertices.append(leg.entry)
-        for point, shoots in ((leg.start, False), (leg.end, True), (leg.exit, False)):
-            vertices.append(point)
-            photo.append(shoots)
-    return _dedupe(vertices, photo, angle_deg, settings.spacing_m, tuple(legs))
+    """The route through the legs in order: transits and breaks go round no-fly zones (photos off)."""
+    points = [p for leg in legs for p in leg.points]
+    photo = [
+        s for leg in legs for s in (False, *([True, False] * (len(leg.breaks) // 2)), True, False, False)
+    ]
+    photo.pop()  # no segment after the last exit
+    lines = shapely.linestrings(np.stack([points[:-1], points[1:]], axis=1))
+    blocked = obstacles.blocked(lines)
+    vertices: list[XY] = [points[0]]
+    flags: list[bool] = []
+    for i, shoots in enumerate(photo):
+        via = detour(points[i], points[i + 1], obstacles) if blocked[i] else [points[i], points[i + 1]]
+        vertices.extend(via[1:])
+        flags.extend([shoots] * (len(via) - 1))
+    return _dedupe(vertices, flags, angle_deg, settings.spacing_m, tuple(legs))
 
 
 def _dedupe(
@@ -517,7 +1041,9 @@ def photo_cells(
             [np.column_stack([cx + ux * al - uy * ac, cy + uy * al + ux * ac]) for al, ac in corners], axis=1
         )
         cells.append(shapely.polygons(rings))
-    return shapely.union_all(np.concatenate(cells)) if cells else Polygon()
+    # On a millimetre grid: the exact union of many edge-sharing rectangles can drop one (a GEOS robustness
+    # failure seen on overlapping lines), which would under-report coverage by a whole photo.
+    return shapely.union_all(np.concatenate(cells), grid_size=0.001) if cells else Polygon()
 
 
 def path_length_m(vertices: Sequence[XY]) -> float:

@@ -57,6 +57,8 @@ class MissionSettings:
         fence_margin_m: the inclusion fence lies this far outside the flown path.
         ceiling_m: highest altitude allowed (the legal 120 m by default).
         angle_step_deg: step of the transect-angle search.
+        uncovered_share: largest share of a grid that may be left out of the photos, where that shortens
+            the legs most (thin slivers at their ends); 0 photographs every square metre.
         flight: speed, turns, climb, descent and battery.
     """
 
@@ -71,6 +73,7 @@ class MissionSettings:
     fence_margin_m: float = 30.0
     ceiling_m: float = CEILING_M
     angle_step_deg: float = 15.0
+    uncovered_share: float = 0.002
     flight: FlightModel = field(default_factory=FlightModel)
 
     def __post_init__(self) -> None:
@@ -91,6 +94,7 @@ class MissionSettings:
             turn_s=self.flight.turn_s,
             clearance_m=self.clearance_m,
             angle_step_deg=self.angle_step_deg,
+            uncovered_share=self.uncovered_share,
         )
 
 

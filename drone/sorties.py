@@ -13,13 +13,12 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import numpy as np
+from drone.coverage import XY, MissionPlanError, Obstacles, detour, path_length_m, sharp_turns
 
-from drone.coverage import XY, MissionPlanError, Obstacles, detour, path_length_m
+__all__ = ["MIN_RESERVE", "FlightModel", "SortiePath", "order_areas", "sharp_turns", "split_sorties"]
 
 #: Smallest battery reserve the planner accepts.
 MIN_RESERVE = 0.2
-_SHARP_TURN_DEG = 30.0
 
 
 @dataclass(frozen=True)
@@ -66,19 +65,6 @@ class SortiePath:
     @property
     def distance_m(self) -> float:
         return path_length_m(self.vertices)
-
-
-def sharp_turns(vertices: Sequence[XY]) -> int:
-    """Number of interior vertices where the heading changes by more than 30°."""
-    if len(vertices) < 3:
-        return 0
-    d = np.diff(np.asarray(vertices, dtype=float), axis=0)
-    d = d[np.linalg.norm(d, axis=1) > 1e-9]
-    if len(d) < 2:
-        return 0
-    heading = np.arctan2(d[:, 1], d[:, 0])
-    change = np.abs((np.diff(heading) + math.pi) % (2 * math.pi) - math.pi)
-    return int((np.degrees(change) > _SHARP_TURN_DEG).sum())
 
 
 def split_sorties(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -9,17 +10,21 @@ import pytest
 import shapely
 from shapely.geometry import LineString, Polygon
 
+from bench.missions import baseline
 from drone.coverage import (
     CoverageSettings,
     MissionPlanError,
     Obstacles,
+    cuts,
     detour,
     legs_through,
+    line_offsets,
     path_length_m,
     photo_cells,
     plan_coverage,
     route_time_s,
 )
+from drone.sorties import FlightModel
 
 SETTINGS = CoverageSettings(spacing_m=33.8, trigger_distance_m=16.9)
 U_SHAPE = Polygon([(0, 0), (300, 0), (300, 300), (200, 300), (200, 80), (100, 80), (100, 300), (0, 300)])
@@ -163,3 +168,103 @@ def test_random_concave_areas_with_zones_are_covered_safely(seed: int) -> None:
     assert legs_through(path.vertices, zones) == 0
     keep_out = shapely.union_all([z.buffer(SETTINGS.clearance_m) for z in zones])
     assert _covered(path.vertices, path.photo, area.difference(keep_out)) > 0.99
+
+
+L_SHAPE = Polygon([(0, 0), (400, 0), (400, 100), (100, 100), (100, 400), (0, 400)])
+T_SHAPE = shapely.union(shapely.box(0, 200, 400, 300), shapely.box(150, 0, 250, 200))
+
+
+@pytest.mark.parametrize("area", [L_SHAPE, T_SHAPE, U_SHAPE], ids=["L", "T", "U"])
+def test_notched_areas_are_flown_in_cells_faster_than_a_qgc_style_survey(area: Polygon) -> None:
+    home = (-30.0, -30.0)
+    model = FlightModel(SETTINGS.cruise_speed_m_s, turn_s=SETTINGS.turn_s)  # the bench's time model
+    path = plan_coverage(area, SETTINGS, home_xy=home)
+    qgc = baseline(area, SETTINGS, home)  # the bench's QGC-style survey: one angle, lines across the notch
+    assert model.fly_s([home, *path.vertices, home]) <= 0.9 * model.fly_s(qgc.vertices)
+    assert _covered(path.vertices, path.photo, area) >= 0.995
+
+
+def test_an_l_is_cut_at_its_inner_corner_and_each_arm_flown_along_its_length() -> None:
+    cells = cuts(L_SHAPE, SETTINGS.spacing_m)
+    assert cells and all(len(pair) == 2 for pair in cells)
+    assert all(sum(c.area for c in pair) == pytest.approx(L_SHAPE.area) for pair in cells)
+    path = plan_coverage(L_SHAPE, SETTINGS, home_xy=(-30.0, -30.0))
+    headings = {
+        round(math.degrees(math.atan2(leg.end[1] - leg.start[1], leg.end[0] - leg.start[0])) % 180)
+        for leg in path.legs
+    }
+    assert headings == {0, 90}
+    assert len(path.legs) == 2 * math.ceil(100 / SETTINGS.spacing_m)
+    assert cuts(shapely.box(0, 0, 300, 200), SETTINGS.spacing_m) == []  # nothing to cut in a rectangle
+
+
+def test_line_offsets_keep_lines_out_of_blocked_ranges_and_within_a_spacing() -> None:
+    spacing = SETTINGS.spacing_m
+    cases = [  # span, blocked ranges
+        (180.0, [[40.0, 70.0]]),  # six lines can run either side of it
+        (200.0, [[40.0, 70.0], [110.0, 138.0], [150.0, 175.0]]),  # no number of lines misses them all
+    ]
+    for span, blocked in cases:
+        ranges = np.array(blocked)
+        offsets = line_offsets(0.0, span, spacing, ranges)
+        fewest = math.ceil(span / spacing)
+        assert fewest <= len(offsets) <= fewest + 1  # one line more only where it saves a detour
+        assert offsets[0] <= spacing / 2 + 1e-9 and offsets[-1] >= span - spacing / 2 - 1e-9
+        assert np.all(np.diff(offsets) <= spacing + 1e-9)
+        inside = (offsets[:, None] > ranges[:, 0]) & (offsets[:, None] < ranges[:, 1])
+        even = np.linspace(0.0, span, 2 * fewest + 1)[1::2]
+        assert inside.sum() < ((even[:, None] > ranges[:, 0]) & (even[:, None] < ranges[:, 1])).sum()
+    assert len(line_offsets(0.0, 180.0, spacing, np.array([[40.0, 70.0]]))) == 6
+    dodged = line_offsets(0.0, 200.0, spacing, np.array([[40.0, 70.0]]))  # 6 lines cannot dodge it, 7 can
+    assert len(dodged) == 7 and not np.any((dodged > 40.0) & (dodged < 70.0))
+    even = line_offsets(0.0, 200.0, spacing, np.zeros((0, 2)))
+    assert len(even) == 6 and np.allclose(np.diff(even), 200.0 / 6)
+
+
+def test_lines_run_beside_a_tower_instead_of_round_it() -> None:
+    area = shapely.box(0, 0, 400, 200)
+    tower = shapely.box(180, 90, 230, 110)  # with its 5 m clearance 30 m tall: fits between two lines
+    path = plan_coverage(area, SETTINGS, home_xy=(-30.0, -30.0), no_fly=[tower])
+    assert legs_through(path.vertices, [tower]) == 0
+    assert all(not leg.breaks for leg in path.legs)
+    assert _covered(path.vertices, path.photo, area.difference(tower.buffer(SETTINGS.clearance_m))) >= 0.995
+
+
+def test_a_leg_goes_round_a_zone_it_cannot_avoid_with_photos_paused() -> None:
+    area = shapely.box(0, 0, 400, 30)  # one line only
+    zone = shapely.box(190, 3, 210, 27)  # with its clearance across the strip: the one line must cross
+    path = plan_coverage(area, SETTINGS, home_xy=(-30.0, 15.0), no_fly=[zone])
+    assert len(path.legs) == 1 and len(path.legs[0].breaks) == 2
+    assert legs_through(path.vertices, [zone]) == 0
+    near = zone.buffer(2.0)  # photo stretches stop at the clearance (5 m); only the detour comes closer
+    for (a, b), shoots in zip(itertools.pairwise(path.vertices), path.photo, strict=True):
+        if LineString([a, b]).intersects(near):
+            assert not shoots
+    assert _covered(path.vertices, path.photo, area.difference(zone.buffer(SETTINGS.clearance_m))) >= 0.99
+
+
+def test_thin_slivers_at_leg_ends_are_given_up_within_the_allowed_share() -> None:
+    area = Polygon([(0, 0), (300, 0), (400, 200), (100, 200)])  # the lines' ends taper at both slanted sides
+    exact = CoverageSettings(SETTINGS.spacing_m, SETTINGS.trigger_distance_m, uncovered_share=0.0)
+    full = plan_coverage(area, exact, home_xy=(0.0, 0.0))
+    lean = plan_coverage(area, SETTINGS, home_xy=(0.0, 0.0))
+    assert _covered(full.vertices, full.photo, area) == pytest.approx(1.0, abs=1e-9)
+    assert 1.0 - SETTINGS.uncovered_share - 1e-9 <= _covered(lean.vertices, lean.photo, area) < 1.0
+    assert sum(math.dist(leg.start, leg.end) for leg in lean.legs) < sum(
+        math.dist(leg.start, leg.end) for leg in full.legs
+    )
+
+
+def test_an_uncovered_share_out_of_range_is_refused() -> None:
+    with pytest.raises(MissionPlanError, match="uncovered_share"):
+        CoverageSettings(30.0, 15.0, uncovered_share=0.2)
+
+
+def test_a_zone_near_a_lines_end_leaves_a_short_stretch_that_is_still_flown_safely() -> None:
+    area = shapely.box(0, 0, 400, 30)
+    zone = shapely.box(
+        8, 3, 28, 27
+    )  # with its clearance, 3 m from the line's start: less than half a trigger
+    path = plan_coverage(area, SETTINGS, home_xy=(-30.0, 15.0), no_fly=[zone])
+    assert legs_through(path.vertices, [zone]) == 0
+    assert _covered(path.vertices, path.photo, area.difference(zone.buffer(SETTINGS.clearance_m))) >= 0.99
