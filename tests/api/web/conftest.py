@@ -84,9 +84,13 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer
     database.dispose()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser() -> Iterator[Browser]:
-    """Debian's chromium, headless, under Playwright."""
+    """Debian's chromium, headless, under Playwright.
+
+    Package-scoped: Playwright's sync API runs an asyncio loop in this thread while it is open, and later
+    tests (the drone link's) start their own with ``asyncio.run``.
+    """
     if not CHROMIUM.exists():
         pytest.skip(
             f"{CHROMIUM} is absent: run `bash scripts/system-packages.sh` as root to install chromium"
