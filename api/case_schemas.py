@@ -41,17 +41,6 @@ class FlagQueue(BaseModel):
     flags: list[FlagPublic]
 
 
-class DuplicateCandidate(BaseModel):
-    """An open case or a new flag of the same category within 250 m."""
-
-    kind: Literal["case", "flag"]
-    id: int
-    distance_m: float
-    state: str
-    grid_code: str | None
-    created_at: datetime
-
-
 class CategoryPublic(BaseModel):
     code: str
     name_zh: str

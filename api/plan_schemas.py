@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field, model_validator
 
+from api.plans import Moved
 from api.schemas import Int
 
 GridCode = Annotated[str, Field(pattern=r"^\d{15}$", description="grid code: community code + 3 digits")]
@@ -37,18 +38,6 @@ class MoveItem(BaseModel):
 class MoveRequest(BaseModel):
     revision: Int = Field(description="revision of the draft the edit was made on (409 when stale)")
     moves: list[MoveItem] = Field(min_length=1, max_length=1000)
-
-
-class MovedUnit(BaseModel):
-    """A unit that moved, with where it came from (send it back with ``unit_id`` + ``from_microgrid`` to undo)."""
-
-    unit_id: int
-    building_id: str
-    households: int
-    from_grid: str
-    from_microgrid: str
-    to_grid: str
-    to_microgrid: str
 
 
 class MicroTally(BaseModel):
@@ -91,7 +80,7 @@ class MoveResult(BaseModel):
     """The new revision, what moved, and the tallies of every grid the moves touched."""
 
     revision: Int
-    moved: list[MovedUnit]
+    moved: list[Moved] = Field(description="units that moved; moving one back to from_microgrid undoes it")
     grids: list[GridTally]
 
 

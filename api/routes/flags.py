@@ -14,7 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from api import review
-from api.case_schemas import DuplicateCandidate, FlagQueue, FlagReview, ReviewResult
+from api.case_schemas import FlagQueue, FlagReview, ReviewResult
 from api.cases import locate
 from api.categories import CategoryTable
 from api.deps import CurrentUser, IdPath, Offset, ReadSession, Service, ServiceDep, writing
@@ -109,11 +109,11 @@ def get_flag(service: ServiceDep, session: ReadSession, who: CurrentUser, flag_i
     return flag_public(review.get_flag(session, who, flag_id), service.categories)
 
 
-@router.get("/{flag_id}/duplicates", response_model=list[DuplicateCandidate])
-def duplicate_candidates(session: ReadSession, who: CurrentUser, flag_id: IdPath) -> list[DuplicateCandidate]:
+@router.get("/{flag_id}/duplicates", response_model=list[review.Candidate])
+def duplicate_candidates(session: ReadSession, who: CurrentUser, flag_id: IdPath) -> list[review.Candidate]:
     """Open cases and new flags of the same category within 250 m (at most 5, nearest first)."""
     flag = review.get_flag(session, who, flag_id)
-    return [DuplicateCandidate(**vars(c)) for c in review.candidates(session, who, flag)]
+    return review.candidates(session, who, flag)
 
 
 @router.post("/{flag_id}/review", response_model=ReviewResult)

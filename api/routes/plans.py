@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -23,7 +22,6 @@ from api.models import BuildingUnit, District, Grid, Job, MicroGrid, Plan, PlanV
 from api.plan_schemas import (
     EditResult,
     MergeRequest,
-    MovedUnit,
     MoveRequest,
     MoveResult,
     RegridRequest,
@@ -182,9 +180,7 @@ def move_units(
         revision, moved = plans.move_units(session, who, version, seen=body.revision, moves=moves)
         touched = {m.from_grid for m in moved} | {m.to_grid for m in moved}
         grids = plan_edits.tallies(session, version, touched)
-    return MoveResult(
-        revision=revision, moved=[MovedUnit.model_validate(asdict(m)) for m in moved], grids=grids
-    )
+    return MoveResult(revision=revision, moved=list(moved), grids=grids)
 
 
 @router.get("/{plan_id}/versions/{number}/tallies", response_model=TalliesPublic)
