@@ -7,9 +7,9 @@ requests as a person reading a page does (the target: p95 < 100 ms for every end
 errors), and the same 50 users sending back to back (saturation, for the record). The load generator shares
 the machine with the server.
 
-    python -m bench.service_load                              # SQLite only
-    eval "$(bash scripts/postgres.sh)"; python -m bench.service_load   # SQLite and PostGIS (SKYGRID_TEST_POSTGRES_URL)
-    python -m bench.service_load --households 50000 --requests 500      # quicker
+    python -m bench.api                              # SQLite only
+    eval "$(bash scripts/postgres.sh)"; python -m bench.api   # SQLite and PostGIS (SKYGRID_TEST_POSTGRES_URL)
+    python -m bench.api --households 50000 --requests 500      # quicker
 """
 
 from __future__ import annotations
