@@ -60,6 +60,7 @@ from api.models import (
 )
 from api.plans import get_plan, get_version, load_plan
 from api.security import Principal
+from drone.framedir import write_jpeg
 from drone.geometry import local_enu_crs
 from drone.model import Frame as SourceFrame
 from drone.model import FrameSource, StreamStats
@@ -542,7 +543,7 @@ class _FlightRun:
     # ----------------------------------------------------------------------------------------- frames
     def _on_frame(self, frame: SourceFrame) -> None:
         name = f"{_UNSAFE.sub('_', frame.frame_id)[:80]}.jpg"
-        _write_jpeg(self.folder / "frames" / name, _for_viewing(frame.image))
+        write_jpeg(self.folder / "frames" / name, _for_viewing(frame.image), quality=85)
         taken = frame.timestamp if frame.timestamp.tzinfo else frame.timestamp.replace(tzinfo=UTC)
         pose = frame.pose
         with transaction(self.service.db.write) as session:
@@ -694,16 +695,6 @@ def _for_viewing(image: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
         return image
     size = (VIEW_WIDTH_PX, round(height * VIEW_WIDTH_PX / width))
     return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
-
-
-def _write_jpeg(path: Path, image: np.ndarray[Any, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    ok, encoded = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 85])
-    if not ok:
-        raise RuntimeError(f"{path}: could not encode the frame")
-    temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_bytes(encoded.tobytes())
-    os.replace(temporary, path)
 
 
 # --- reading ---------------------------------------------------------------------------------------------

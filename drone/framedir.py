@@ -72,7 +72,7 @@ def write_frame_dir(frames: Iterable[Frame], directory: Path, *, jpeg_quality: i
                 log.warning("frame %r not written: %s", frame.frame_id, problem)
                 stats.skip(problem)
                 continue
-            _write_image_atomically(images / f"{frame.frame_id}.jpg", frame.image, jpeg_quality)
+            write_jpeg(images / f"{frame.frame_id}.jpg", frame.image, quality=jpeg_quality, fsync=True)
             out.write(json.dumps(frame_record(frame), ensure_ascii=False) + "\n")
             out.flush()
             known.add(frame.frame_id)
@@ -186,15 +186,22 @@ def _frame_problem(frame: Frame, known: set[str]) -> str | None:
     return None
 
 
-def _write_image_atomically(path: Path, image: npt.NDArray[np.uint8], jpeg_quality: int) -> None:
-    ok, encoded = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, jpeg_quality])
+def write_jpeg(path: Path, image: npt.NDArray[np.uint8], *, quality: int, fsync: bool = False) -> None:
+    """Encode ``image`` (BGR) as JPEG and write it to ``path`` atomically (a temporary file, then a rename).
+
+    The folder is created if needed; ``fsync`` flushes the file to disk before the rename (frame folders that
+    must survive a power cut). Raises OSError when OpenCV cannot encode the image.
+    """
+    ok, encoded = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, quality])
     if not ok:
         raise OSError(f"OpenCV could not encode the image for {path}")
+    path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(f".{path.name}.partial")
     with partial.open("wb") as out:
         out.write(encoded.tobytes())
-        out.flush()
-        os.fsync(out.fileno())
+        if fsync:
+            out.flush()
+            os.fsync(out.fileno())
     os.replace(partial, path)
 
 

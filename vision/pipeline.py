@@ -31,13 +31,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 import pyproj
 import shapely
 from shapely.geometry import Polygon
 from shapely.geometry.base import BaseGeometry
 
+from drone.framedir import write_jpeg
 from drone.model import Frame, FrameSource
 from vision.flags import DEFAULT_SCHEME, CategoryScheme, Flag, write_flags
 from vision.geolocate import WGS84, Geolocator
@@ -235,22 +235,12 @@ class _Evidence:
         left, top = max(int(x1 - pad_x), 0), max(int(y1 - pad_y), 0)
         right, bottom = min(math.ceil(x2 + pad_x), width), min(math.ceil(y2 + pad_y), height)
         crop = frame.image[top:bottom, left:right] if right > left and bottom > top else frame.image
-        _write_jpeg(self.crop_path(track.track_id), crop)
+        write_jpeg(self.crop_path(track.track_id), crop, quality=90)
         if not self.frame_path(frame.frame_id).exists():
-            _write_jpeg(self.frame_path(frame.frame_id), frame.image)
+            write_jpeg(self.frame_path(frame.frame_id), frame.image, quality=90)
 
     def relative(self, path: Path) -> str:
         return path.relative_to(self.root).as_posix()
-
-
-def _write_jpeg(path: Path, image: np.ndarray[Any, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    ok, encoded = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 90])
-    if not ok:
-        raise PipelineError(f"{path}: could not encode the evidence image")
-    temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_bytes(encoded.tobytes())
-    os.replace(temporary, path)
 
 
 def _write_json(path: Path, data: object) -> None:
