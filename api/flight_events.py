@@ -87,6 +87,8 @@ class FlightChannel:
     done: Event | None = None
     subscribers: set[Subscriber] = field(default_factory=set)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    #: Set to stop the flight's run after the frame in hand (a live stream has no end of its own).
+    stop: threading.Event = field(default_factory=threading.Event)
 
     def publish(self, kind: str, data: dict[str, Any]) -> None:
         """Remember ``kind``/``data`` for late subscribers and hand it to every current one."""

@@ -53,6 +53,11 @@ class SourceIn(BaseModel):
     srt: str | None = Field(
         default=None, max_length=2000, description="the video's DJI SRT (default: beside it)"
     )
+    telemetry: str | None = Field(
+        default=None,
+        max_length=300,
+        description="a stream's MAVLink link, e.g. udpin:0.0.0.0:14550, tcp:HOST:5760 or serial:/dev/ttyUSB0:57600",
+    )
 
 
 class FlightCreate(BaseModel):

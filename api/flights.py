@@ -2,16 +2,18 @@
 frames, flags and progress pushed live to :mod:`api.flight_events` subscribers.
 
 A flight's source is the simulator (the mission's first sortie flown over the simulated world of
-:mod:`drone.world`, as ``skygrid demo-patrol`` does), a video with its DJI SRT, a folder of DJI photos, or a
-stream address. Footage paths must lie inside the data folder or a configured import folder
+:mod:`drone.world`, as ``skygrid demo-patrol`` does), a video with its DJI SRT, a folder of DJI photos, or a live
+stream address with the vehicle's MAVLink link for telemetry (frames are posed with the position and gimbal the
+link reports when they are decoded). Footage paths must lie inside the data folder or a configured import folder
 (``SKYGRID_IMPORT_DIRS``), never anywhere else on the server.
 
 Everything a run writes lives in ``<data>/flights/<id>/``: ``flight.json`` (the plan version the flags are
-placed in, the grids and the SRT path; written at registration), ``frames/`` (every frame, a
+placed in, the grids, the SRT path or the telemetry link; written at registration), ``frames/`` (every frame, a
 :class:`~api.models.Frame` row each), and the pipeline's ``flags.gpkg`` with its evidence crops and full frames.
 Flags are stored as :class:`~api.models.Flag` rows as the pipeline confirms them (category = GB/T 30428.2 code,
 grid and micro-grid from the plan, evidence paths relative to the data folder); a status goes registered →
-running → done or failed, and the job row says why a run failed.
+running → done or failed, and the job row says why a run failed. A running flight can be stopped (a live stream
+has no end of its own): it ends ``done`` with what it found so far.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import re
 import shutil
 import threading
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass, replace
 from datetime import UTC
 from pathlib import Path
@@ -62,11 +65,13 @@ from api.plans import get_plan, get_version, load_plan
 from api.security import Principal
 from drone.framedir import write_jpeg
 from drone.geometry import local_enu_crs
+from drone.link import parse_url
 from drone.model import Frame as SourceFrame
 from drone.model import FrameSource, StreamStats
 from drone.model import Mission as DroneMission
 from drone.simsource import SimFrameSource, mission_poses, video_camera
 from drone.sources import SourceOptions, open_source
+from drone.sources.mavlink_stream import LiveTelemetry
 from drone.world import build_world
 from gis.crs import local_metric_crs
 from gis.model import District as GisDistrict
@@ -102,11 +107,13 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
 
 @dataclass(frozen=True)
 class FlightSource:
-    """Where a flight's frames come from: ``kind`` (see :data:`SOURCE_KINDS`), a path or address, an SRT."""
+    """Where a flight's frames come from: ``kind`` (see :data:`SOURCE_KINDS`), a path or address, an SRT, and
+    for a stream the MAVLink link its telemetry comes over."""
 
     kind: str
     uri: str | None = None
     srt: str | None = None
+    telemetry: str | None = None
 
 
 @dataclass(frozen=True)
@@ -118,6 +125,7 @@ class FlightPlace:
     district_code: str
     grid_codes: tuple[str, ...]
     srt: str | None = None
+    telemetry: str | None = None
 
     def codes(self) -> tuple[str, ...]:
         """The area codes a user's territory is checked against."""
@@ -149,7 +157,8 @@ def register_flight(
         simulator flight, no published plan).
     """
     data_dir, import_dirs = folders
-    uri, srt = check_source(source, data_dir, import_dirs)
+    checked = check_source(source, data_dir, import_dirs)
+    uri = checked.uri or source.kind
     place = _place(session, who, mission_id, source.kind)
     for code in place.grid_codes:
         who.require_territory(code, "grid")
@@ -163,7 +172,9 @@ def register_flight(
     session.add(flight)
     session.flush()
     try:
-        _write_place(flight_folder(data_dir, flight.id), replace(place, srt=srt))
+        _write_place(
+            flight_folder(data_dir, flight.id), replace(place, srt=checked.srt, telemetry=checked.telemetry)
+        )
     except OSError:
         discard_folder(data_dir, flight.id)
         raise
@@ -173,26 +184,45 @@ def register_flight(
         action="register_flight",
         entity="flight",
         entity_id=flight.id,
-        after={"mission_id": mission_id, "source_kind": source.kind, "source_uri": uri},
+        after={
+            "mission_id": mission_id,
+            "source_kind": source.kind,
+            "source_uri": uri,
+            "telemetry": checked.telemetry,
+        },
     )
     return flight
 
 
-def check_source(source: FlightSource, data_dir: Path, import_dirs: Sequence[Path]) -> tuple[str, str | None]:
-    """The source's URI and SRT as stored (resolved paths for files); :class:`InputError` when unusable."""
+def check_source(source: FlightSource, data_dir: Path, import_dirs: Sequence[Path]) -> FlightSource:
+    """The source as stored (resolved paths for files); :class:`InputError` when unusable."""
     if source.kind == "simulator":
-        return "simulator", None
+        return FlightSource("simulator", "simulator")
     if source.kind == "stream":
-        if source.uri is None or not STREAM_URL.match(source.uri):
-            raise InputError(
-                "a stream needs an address such as rtsp://HOST/PATH or udp://HOST:PORT",
-                where={"field": "source.uri"},
-            )
-        return source.uri, None
+        return _check_stream(source)
     allowed = [data_dir.resolve(), *(folder.resolve() for folder in import_dirs)]
     uri = _allowed_path(source.uri, allowed, "source.uri", want_dir=source.kind == "photos")
     srt = _allowed_path(source.srt, allowed, "source.srt", want_dir=False) if source.srt else None
-    return str(uri), str(srt) if srt else None
+    return FlightSource(source.kind, str(uri), str(srt) if srt else None)
+
+
+def _check_stream(source: FlightSource) -> FlightSource:
+    if source.uri is None or not STREAM_URL.match(source.uri):
+        raise InputError(
+            "a stream needs an address such as rtsp://HOST/PATH or udp://HOST:PORT",
+            where={"field": "source.uri"},
+        )
+    if not source.telemetry:
+        raise InputError(
+            "a stream needs the vehicle's MAVLink link to place its frames, e.g. udpin:0.0.0.0:14550 or "
+            "serial:/dev/ttyUSB0:57600 (视频流须提供飞控遥测链路)",
+            where={"field": "source.telemetry"},
+        )
+    try:
+        parse_url(source.telemetry)
+    except ValueError as error:
+        raise InputError(str(error), where={"field": "source.telemetry"}) from None
+    return FlightSource("stream", source.uri, telemetry=source.telemetry)
 
 
 def _allowed_path(text: str | None, allowed: Sequence[Path], field: str, *, want_dir: bool) -> Path:
@@ -254,6 +284,7 @@ def _write_place(folder: Path, place: FlightPlace) -> None:
         "district_code": place.district_code,
         "grid_codes": list(place.grid_codes),
         "srt": place.srt,
+        "telemetry": place.telemetry,
     }
     temporary = folder / ".flight.json.tmp"
     temporary.write_text(json.dumps(data, ensure_ascii=False), "utf-8")
@@ -273,6 +304,7 @@ def read_place(data_dir: Path, flight_id: int) -> FlightPlace:
         str(data["district_code"]),
         tuple(data["grid_codes"]),
         data["srt"],
+        data.get("telemetry"),
     )
 
 
@@ -362,7 +394,8 @@ def run_flight(service: Service, channel: FlightChannel, *, flight_id: int, job_
     run = _FlightRun(service, channel, flight_id, job_id)
     try:
         report = run.execute()
-        run.finish("done", f"{report.frames_read} frames, {run.flags} flags / 完成", _report(report))
+        stopped = " (stopped by the operator / 已手动停止)" if channel.stop.is_set() else ""
+        run.finish("done", f"{report.frames_read} frames, {run.flags} flags{stopped} / 完成", _report(report))
     except Exception as error:  # the flight and its job must end in a recorded state; the cause is logged
         log.exception("flight %s failed", flight_id)
         run.finish("failed", f"{type(error).__name__}: {error} / 飞行处理失败", None)
@@ -452,20 +485,31 @@ class _LivePipeline(Pipeline):
 
 
 class _Recorded:
-    """A frame source whose every frame is first handed to ``on_frame``."""
+    """A frame source whose every frame is first handed to ``on_frame``; it ends early once ``stop`` is set."""
 
-    def __init__(self, source: FrameSource, on_frame: Callable[[SourceFrame], None]) -> None:
+    def __init__(
+        self, source: FrameSource, on_frame: Callable[[SourceFrame], None], stop: threading.Event
+    ) -> None:
         self._source = source
         self._on_frame = on_frame
+        self._stop = stop
 
     @property
     def stats(self) -> StreamStats:
         return self._source.stats
 
     def __iter__(self) -> Iterator[SourceFrame]:
-        for frame in self._source:
-            self._on_frame(frame)
-            yield frame
+        frames = iter(self._source)
+        try:
+            for frame in frames:
+                if self._stop.is_set():
+                    return
+                self._on_frame(frame)
+                yield frame
+        finally:
+            close = getattr(frames, "close", None)
+            if close is not None:  # a generator: let it close its stream or file now
+                close()
 
 
 class _RecordingDetector:
@@ -520,25 +564,37 @@ class _FlightRun:
             config=self.config,
         )
         pipeline.on_flags = self._store_flags
-        source = _Recorded(self._source(context), self._on_frame)
-        self._set_status("running", "flying and detecting / 飞行识别中")
-        return pipeline.run(source, self.folder / "flags.gpkg", source_name=f"flight-{self.flight_id}")
+        with ExitStack() as resources:
+            source = _Recorded(self._source(context, resources), self._on_frame, self.channel.stop)
+            self._set_status("running", "flying and detecting / 飞行识别中")
+            return pipeline.run(source, self.folder / "flags.gpkg", source_name=f"flight-{self.flight_id}")
 
-    def _source(self, context: _Context) -> FrameSource:
+    def _source(self, context: _Context, resources: ExitStack) -> FrameSource:
+        """The flight's frames; a live link is opened on ``resources`` and closed with them."""
         if context.kind == "simulator":
             if context.mission is None:
                 raise InputError("a simulator flight needs its mission")
             source, self.expected_frames = _simulated(context, context.mission)
             return source
         if context.kind == "stream":
-            raise InputError(
-                f"{context.uri}: a live stream needs the vehicle's MAVLink telemetry to place its frames, which the "
-                "service does not take yet; record the video with its SRT and register it as video_srt "
-                "(直播流暂不支持，请上传视频及SRT)"
-            )
+            return self._stream(context, resources)
         every_s = VIDEO_EVERY_S if context.kind == "video_srt" else 0.0
         srt = Path(context.place.srt) if context.place.srt else None
         return open_source(context.uri, SourceOptions(srt=srt, every_s=every_s))
+
+    def _stream(self, context: _Context, resources: ExitStack) -> FrameSource:
+        """A live stream posed by the vehicle's MAVLink link, listened to for as long as the run lasts."""
+        link = context.place.telemetry
+        if not link:
+            raise InputError(
+                f"{context.uri}: this stream flight has no MAVLink link to place its frames with"
+            )
+        self._set_status("running", f"waiting for positions on {link} / 等待遥测")
+        live = resources.enter_context(LiveTelemetry(link))
+        wait_s = self.service.settings.stream_position_wait_s
+        return open_source(
+            context.uri, SourceOptions(every_s=VIDEO_EVERY_S, position_wait_s=wait_s), live=live
+        )
 
     # ----------------------------------------------------------------------------------------- frames
     def _on_frame(self, frame: SourceFrame) -> None:

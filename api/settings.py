@@ -41,6 +41,8 @@ class Settings(BaseSettings):
             ``class_name,code,name,name_en,standard``) over the default GB/T 30428.2 codes.
         import_dirs: folders besides the data folder that flight footage (video + SRT, photos) may be
             read from.
+        stream_position_wait_s: how long a stream flight waits for the first position on its MAVLink link
+            before it fails.
     """
 
     model_config = SettingsConfigDict(env_prefix="SKYGRID_")
@@ -59,6 +61,7 @@ class Settings(BaseSettings):
     urgent_categories: list[str] = Field(default_factory=lambda: sorted(DEFAULT_URGENT))
     categories_csv: Path | None = None
     import_dirs: list[Path] = Field(default_factory=list)
+    stream_position_wait_s: float = Field(default=10.0, gt=0, le=600)
 
     def resolved_database_url(self) -> str:
         """The database URL, defaulting to ``skygrid.sqlite`` in the data folder."""

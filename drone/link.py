@@ -369,7 +369,7 @@ def open_connection(url: str, *, source_system: int, source_component: int) -> M
         ValueError: the URL is malformed (the message shows the accepted forms).
         ConnectionFailedError: the port or device could not be opened.
     """
-    device, baud = _parse_url(url)
+    device, baud = parse_url(url)
     try:
         if device.startswith("tcp:"):
             # one attempt: pymavlink's own retry loop prints to stdout and sleeps
@@ -389,7 +389,12 @@ def open_connection(url: str, *, source_system: int, source_component: int) -> M
     return conn
 
 
-def _parse_url(url: str) -> tuple[str, int]:
+def parse_url(url: str) -> tuple[str, int]:
+    """The pymavlink device and baud rate of a connection URL (``udp:`` means listening, like ``udpin:``).
+
+    Raises:
+        ValueError: the URL is none of the accepted forms; the message lists them.
+    """
     net = _NET_URL.match(url)
     if net is not None:
         if not 0 <= int(net.group(3)) <= 65535:

@@ -16,8 +16,9 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from api import flights
+from api.audit import record
 from api.deps import TOKEN_URL, CurrentUser, IdPath, Offset, ReadSession, Service, ServiceDep, writing
-from api.errors import AuthError, ForbiddenError, NotFoundError
+from api.errors import AuthError, ConflictError, ForbiddenError, NotFoundError
 from api.flight_events import Event, FlightHub
 from api.flight_schemas import FlightCreate, FlightDetail, FlightFlag, FlightPublic, JobRef, PositionPublic
 from api.models import Flag, Flight, Frame
@@ -94,7 +95,8 @@ def register(service: ServiceDep, who: CurrentUser, body: FlightCreate) -> Fligh
     Footage paths must lie inside the data folder or an import folder (``SKYGRID_IMPORT_DIRS``).
     """
     who.require("operator")
-    source = flights.FlightSource(body.source.kind, body.source.uri, body.source.srt)
+    given = body.source
+    source = flights.FlightSource(given.kind, given.uri, given.srt, given.telemetry)
     folders = (service.settings.data_dir, tuple(service.settings.import_dirs))
     created: list[int] = []
     try:
@@ -165,6 +167,25 @@ def run(service: ServiceDep, hub: HubDep, who: CurrentUser, flight_id: IdPath) -
         job = flights.new_job(session, who, "flight", {"flight_id": flight_id})
     flights.start_flight(service, hub, flight_id=flight_id, job_id=job.id)
     return JobRef(job_id=job.id)
+
+
+@router.post("/{flight_id}/stop", response_model=FlightPublic, status_code=202)
+def stop(service: ServiceDep, hub: HubDep, who: CurrentUser, flight_id: IdPath) -> Flight:
+    """Stop a running flight after the frame in hand (a live stream has no end of its own); it ends ``done``
+    with the frames and flags found so far. Follow it on ``/events``."""
+    with writing(service) as session:
+        flight = session.get(Flight, flight_id)
+        if flight is None:
+            raise NotFoundError(f"flight {flight_id} does not exist", where={"flight_id": flight_id})
+        _require_operator_of(service, who, flight_id)
+        if flight.status != "running":
+            raise ConflictError(
+                f"flight {flight_id} is {flight.status}; only a running flight can be stopped",
+                where={"status": flight.status},
+            )
+        record(session, who, action="stop_flight", entity="flight", entity_id=flight_id, after={"stop": True})
+    hub.channel(flight_id).stop.set()
+    return flight
 
 
 @router.get("/{flight_id}/flags", response_model=list[FlightFlag])

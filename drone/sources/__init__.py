@@ -43,7 +43,8 @@ class SourceOptions:
     """How to read a source beyond its path; each adapter takes the options that apply to it.
 
     ``camera`` None means: from EXIF for photos, the ``mavic3e`` preset for video. ``start_time`` is when a
-    video started where neither its telemetry nor its container says so.
+    video started where neither its telemetry nor its container says so. ``position_wait_s`` is how long a
+    stream on a live MAVLink link waits for the link's first position.
     """
 
     srt: Path | None = None
@@ -56,6 +57,7 @@ class SourceOptions:
     max_gap_s: float = 1.5
     start_time: datetime | None = None
     tz: tzinfo = CHINA_STANDARD_TIME
+    position_wait_s: float = 10.0
 
 
 def open_source(
@@ -179,6 +181,7 @@ def _mavlink_source(source: str, options: SourceOptions, telemetry: Path | LiveT
         clock_offset_s=options.time_offset_s,
         max_gap_s=options.max_gap_s,
         every_s=options.every_s,
+        first_position_timeout_s=options.position_wait_s,
     )
 
 

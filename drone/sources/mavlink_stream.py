@@ -26,6 +26,7 @@ from typing import Any
 
 from pymavlink import mavutil
 
+from drone.link import LinkError, LinkSettings, open_connection
 from drone.model import Camera, Frame, Pose, StreamStats
 from drone.sources import FrameSourceError, fit_camera, frame_id_prefix
 from drone.sources.video_srt import DecodedFrame, decode_video, probe_video
@@ -147,16 +148,20 @@ def read_tlog(path: Path) -> MavlinkTelemetry:
 
 
 class LiveTelemetry:
-    """Telemetry from a live MAVLink link (``udpin:0.0.0.0:14550``, ``tcp:host:5760``, a serial port),
-    collected by a background thread while it is open; use as a context manager."""
+    """Telemetry from a live MAVLink link, collected by a background thread while it is open; use as a context
+    manager. ``url`` takes the vehicle link's forms (:func:`drone.link.parse_url`): ``udpin:0.0.0.0:14550``,
+    ``tcp:HOST:5760``, ``serial:/dev/ttyUSB0:57600``."""
 
     def __init__(self, url: str) -> None:
         self.url = url
         self.telemetry = MavlinkTelemetry()
         self._stop = threading.Event()
         try:
-            self._connection = mavutil.mavlink_connection(url)
-        except (OSError, ValueError) as error:
+            ids = LinkSettings()
+            self._connection = open_connection(
+                url, source_system=ids.source_system, source_component=ids.source_component
+            )
+        except (LinkError, ValueError) as error:
             raise FrameSourceError(f"{url}: cannot open the MAVLink link ({error})") from None
         self._thread = threading.Thread(target=self._run, name=f"mavlink {url}", daemon=True)
 

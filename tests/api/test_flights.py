@@ -156,7 +156,10 @@ def test_bad_flight_inputs_leave_nothing(
     ("source", "reason"),
     [
         ({"kind": "photos", "uri": "imports/photos"}, "JPEG photos"),  # inside the data folder, but empty
-        ({"kind": "stream", "uri": "rtsp://127.0.0.1/live"}, "MAVLink telemetry"),  # not placeable yet
+        (
+            {"kind": "stream", "uri": "rtsp://127.0.0.1:9/live", "telemetry": "udpin:127.0.0.1:0"},
+            "cannot open",
+        ),
     ],
 )
 def test_registered_sources_that_cannot_fly_fail_with_the_reason(

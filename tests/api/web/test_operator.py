@@ -16,7 +16,9 @@ import shapely
 from playwright.sync_api import Page, Route
 
 from drone.formats.qgc_plan import read_plan
+from tests.api.test_flight_streams import FPS, paced_stream, vehicle, write_ts
 from tests.api.web.conftest import LiveServer, copy_artifact, log_in, screenshot
+from tests.drone.test_sources import free_udp_port
 
 CATEGORY_NAMES = {"私搭乱建", "暴露垃圾", "机动车乱停放", "非机动车乱停放", "乱堆物堆料"}
 
@@ -240,6 +242,35 @@ def test_a_simulated_flight_streams_drone_frames_and_flags_through_a_dropped_str
     assert ortho.value.headers["authorization"].startswith("Bearer ")
     page.locator("#live").scroll_into_view_if_needed()
     screenshot(page, "operator-flight")
+
+
+def test_an_operator_flies_a_live_stream_with_its_mavlink_link_and_stops_it(
+    page: Page, live_server: LiveServer, tmp_path: Path
+) -> None:
+    _, _, inner = _smallest_grid(live_server)
+    port = free_udp_port()
+    video = write_ts(tmp_path / "live.ts", frames=120 * FPS)
+    _open_operator(page, live_server)
+    page.select_option("#source-kind", "stream")
+    assert page.locator("#source-srt-field").is_hidden()
+    with paced_stream(video, duration_s=120.0) as url, vehicle(port, inner.x, inner.y):
+        page.fill("#source-uri", url)
+        page.click("#start-flight")
+        page.wait_for_selector(".toast >> text=MAVLink")  # the link is asked for before anything is sent
+        assert page.locator("#live").is_hidden()
+        page.fill("#source-telemetry", f"udpin:127.0.0.1:{port}")
+        page.click("#start-flight")
+        page.wait_for_function(
+            "() => Number(document.getElementById('count-frames').textContent) > 0", timeout=60_000
+        )
+        assert page.locator("#flight-status").inner_text() == "飞行中"
+        page.click("#stop-flight")
+        page.wait_for_selector("#stream-state[data-state='closed']", timeout=60_000)
+    assert page.locator("#flight-status").inner_text() == "已完成"
+    assert page.locator("#stop-flight").is_hidden()
+    position = page.locator("#live-position").inner_text()  # where the link said the vehicle was
+    lon, lat = round(inner.x * 1e7) / 1e7, round(inner.y * 1e7) / 1e7
+    assert f"{lon:.5f}" in position and f"{lat:.5f}" in position, position
 
 
 def test_on_a_gaode_basemap_the_layers_are_drawn_in_gcj02_and_back_in_wgs84_after(

@@ -63,6 +63,7 @@ addMessages({
     "op.error.connection": "连接“{value}”格式不对：应为 sim、udp:主机:端口、tcp:主机:端口 或 serial:设备:波特率。",
     "op.error.noMission": "模拟飞行按航线飞：请先规划航线。",
     "op.error.sourceUri": "请填写服务器上的视频、照片文件夹路径或视频流地址。",
+    "op.error.telemetry": "视频流须填写飞控的 MAVLink 遥测链路，例如 udpin:0.0.0.0:14550。",
     "op.summary.title": "航线概要",
     "op.summary.sorties": "架次",
     "op.summary.photos": "照片",
@@ -82,6 +83,9 @@ addMessages({
     "op.flight.source": "画面来源",
     "op.flight.uri": "服务器上的路径或视频流地址",
     "op.flight.srt": "SRT 文件路径",
+    "op.flight.telemetry": "飞控遥测链路（MAVLink）",
+    "op.flight.stop": "停止",
+    "op.flight.stopping": "正在停止飞行 {id}",
     "op.flight.start": "开始飞行",
     "op.flight.started": "飞行 {id} 已开始",
     "op.flight.finished": "飞行结束：{message}",
@@ -144,6 +148,7 @@ addMessages({
       "Connection “{value}” is not valid: use sim, udp:HOST:PORT, tcp:HOST:PORT or serial:DEVICE:BAUD.",
     "op.error.noMission": "A simulated flight flies a mission: plan one first.",
     "op.error.sourceUri": "Give the path of the video or photo folder on the server, or the stream address.",
+    "op.error.telemetry": "A stream needs the vehicle's MAVLink link, e.g. udpin:0.0.0.0:14550.",
     "op.summary.title": "Mission summary",
     "op.summary.sorties": "Sorties",
     "op.summary.photos": "Photos",
@@ -163,6 +168,9 @@ addMessages({
     "op.flight.source": "Frames from",
     "op.flight.uri": "Path on the server, or stream address",
     "op.flight.srt": "SRT file path",
+    "op.flight.telemetry": "Vehicle telemetry link (MAVLink)",
+    "op.flight.stop": "Stop",
+    "op.flight.stopping": "Stopping flight {id}",
     "op.flight.start": "Start flight",
     "op.flight.started": "Flight {id} started",
     "op.flight.finished": "Flight finished: {message}",
@@ -703,6 +711,11 @@ function flightSource(ctx) {
   const source = { kind, uri };
   const srt = byId("source-srt").value.trim();
   if (kind === "video_srt" && srt) source.srt = srt;
+  if (kind === "stream") {
+    const telemetry = byId("source-telemetry").value.trim();
+    if (!telemetry) throw fieldError("source-telemetry", t("op.error.telemetry"));
+    source.telemetry = telemetry;
+  }
   return source;
 }
 
@@ -710,6 +723,20 @@ function showSourceFields() {
   const kind = byId("source-kind").value;
   byId("source-uri-field").hidden = kind === "simulator";
   byId("source-srt-field").hidden = kind !== "video_srt";
+  byId("source-telemetry-field").hidden = kind !== "stream";
+}
+
+/** Ask the server to stop the running flight; it ends "done" with what it found, and says so on the stream. */
+async function stopFlight(ctx) {
+  const button = byId("stop-flight");
+  button.disabled = true;
+  try {
+    await api(`/api/v1/flights/${ctx.flightId}/stop`, { method: "POST" });
+    toast(t("op.flight.stopping", { id: ctx.flightId }), "ok");
+  } catch (error) {
+    button.disabled = false;
+    showError(error);
+  }
 }
 
 async function startFlight(ctx) {
@@ -766,6 +793,7 @@ function resetLive(ctx, flightId) {
   byId("count-flags").textContent = "0";
   clearMessage(byId("live-position"), "—");
   clearMessage(byId("flight-status"), "");
+  byId("stop-flight").hidden = true;
 }
 
 function setStreamState(state) {
@@ -890,6 +918,9 @@ function onStatus(ctx, data) {
 function showFlightStatus(status) {
   const key = FLIGHT_STATUSES.includes(status) ? `op.status.${status}` : "op.flight.status";
   setMessage(byId("flight-status"), key, { status });
+  const stop = byId("stop-flight");
+  stop.hidden = status !== "running";
+  if (stop.hidden) stop.disabled = false;
 }
 
 /** The flight's orthomosaic (raster tiles from its posed frames) over the basemap, beneath the grids; its
@@ -1004,6 +1035,7 @@ function wireForms(ctx) {
     startFlight(ctx);
   });
   byId("source-kind").addEventListener("change", showSourceFields);
+  byId("stop-flight").addEventListener("click", () => stopFlight(ctx));
   byId("show-ortho").addEventListener("change", (event) => showOrtho(ctx, event.target.checked));
   wireDownloads(ctx);
 }
