@@ -42,7 +42,11 @@ REASONS_ZH = {
 @click.option(
     "--tlog", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="MAVLink telemetry log."
 )
-@click.option("--mavlink", "mavlink_url", help="Live MAVLink link for a stream, e.g. udpin:0.0.0.0:14550.")
+@click.option(
+    "--mavlink",
+    "mavlink_url",
+    help="Live MAVLink link for a stream: udpin:0.0.0.0:14550, tcp:HOST:5760 or serial:/dev/ttyUSB0:57600.",
+)
 @click.option(
     "--camera",
     "camera_spec",
