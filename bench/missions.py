@@ -14,13 +14,14 @@ district at seeded random points of random grids.
 
 - **SkyGrid**: :func:`drone.coverage.plan_coverage` (angle search over the hull's edge directions, notched
   grids cut into two cells flown at their own angles, lines placed beside no-fly zones, band-spanning legs
-  split at concavities, detours, legs ordered for the shortest flight from and back to take-off).
+  split at concavities, detours, at most 0.2% of the grid given up where that saves a line or a leg's
+  end, legs ordered by a local search on the flight time from and back to take-off, turns counted).
 - **Baseline** (QGC style): transects along the longest edge of the grid's outer ring, each cut to its two
   outermost intersections with the ring (holes and no-fly zones ignored), flown back and forth from the
   corner nearest take-off.
 
 Measured per grid: planning time (CPU time of the process, so that other work on a shared machine counts
-less, and wall time), share of the flyable grid (grid minus no-fly zones with their 10 m
+less, and wall time), share of the flyable grid (grid minus no-fly zones with their 5 m
 clearance) covered by photo cells at the requested overlap (cells of spacing × trigger distance around
 each distance-triggered photo), flight time from take-off back to take-off, and segments entering a no-fly
 zone. Flight-time savings are reported on concave grids (area < 90% of the convex hull's).
@@ -241,6 +242,7 @@ def report(name: str, results: list[GridResult]) -> str:
     concave = [r for r in results if r.concave]
     saving = _savings(concave)
     clear_saving = _savings([r for r in concave if not r.zoned])
+    zoned_saving = _savings([r for r in concave if r.zoned])
     all_saving = 1 - sum(r.ours_s for r in results) / sum(r.base_s for r in results)
     concave_total = 1 - sum(r.ours_s for r in concave) / max(sum(r.base_s for r in concave), 1e-9)
     rows = [
@@ -262,6 +264,8 @@ def report(name: str, results: list[GridResult]) -> str:
         f"| concave grids saving ≥ 10% | {sum(s >= 0.1 for s in saving)} of {len(concave)} | — | all |",
         f"| … on concave grids without no-fly zones ({len(clear_saving)}) | {np.median(clear_saving):.1%} / "
         f"{np.mean(clear_saving):.1%} | — | ≥ 10% |",
+        f"| … on concave grids with no-fly zones ({len(zoned_saving)}; the baseline flies through them) | "
+        f"{np.median(zoned_saving):.1%} / {np.mean(zoned_saving):.1%} | — | ≥ 10% |",
         f"| segments into no-fly zones (grids affected) | {sum(r.ours_cross for r in results)} ({sum(r.ours_cross > 0 for r in results)}) "
         f"| {sum(r.base_cross for r in results)} ({sum(r.base_cross > 0 for r in results)}) | 0 |",
         "",

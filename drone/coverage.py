@@ -11,19 +11,25 @@ How the route is made as short as it can be, with the time model of :class:`dron
 - **Angle.** Candidates are a regular step plus every edge direction of the convex hull (the narrowest
   direction, hence the fewest lines, lies along one of them). A quick estimate from the lines' extents
   ranks them all; the best few are ranked again with their legs in order; the best one or two get their
-  final legs, and the route estimated fastest (with the cut cells below) is flown (:class:`_AngleSearch`).
+  final legs (:class:`_AngleSearch`).
 - **Lines beside no-fly zones.** Line offsets need not be even: they are placed at most a spacing apart so
   that as few as possible run through keep-out (:func:`line_offsets`); a line that still meets a small
-  zone goes round it with photos paused, a bigger zone splits it into separate legs.
+  zone goes round it with photos paused, a bigger zone splits it into separate legs. What the lines leave
+  beside the zones gets lines of its own, the largest gaps first, until at most ``uncovered_share`` of
+  the area is left (:func:`_fill`).
 - **Cells.** A notched area (an L, T or U) is also tried cut in two at a concave corner, each cell flown
-  at its own angle (:func:`cuts`); legs are ordered cell by cell (boustrophedon cells) or nearest end
-  first, whichever closed route from and back to take-off is shorter (:func:`order_legs`).
+  at its own angle (:func:`cuts`).
+- **Order.** Legs are first ordered nearest end first (:func:`order_legs`), then by a local search on
+  the flight time itself, each leg flown either way, turns counted (:func:`improve_order`): finishing
+  near take-off, or hopping where the turn is gentle, often beats plain back-and-forth. The two routes
+  estimated fastest are assembled (transits round no-fly zones included) and the faster is flown.
 - **Ends.** Each leg spans its band's whole piece of the area (slanted edges covered, unlike QGC), less
-  half a trigger distance; away from no-fly zones, at most ``uncovered_share`` of the area is given up
-  where a leg's end covers only a thin sliver.
+  half a trigger distance. Away from no-fly zones, at most ``uncovered_share`` of the area is given up
+  where that saves most: first the tips of corners that poke a few metres past a whole number of
+  spacings (one line fewer, :func:`_shaved`), then thin slivers at the legs' ends.
 
-Stages: :func:`transect_legs` (area + angle → legs), :func:`order_legs` (legs → route order),
-:func:`detour` (transit → obstacle-free polyline), :func:`plan_coverage` orchestrates them.
+Stages: :func:`transect_legs` (area + angle → legs), :func:`order_legs` and :func:`improve_order` (legs →
+route order), :func:`detour` (transit → obstacle-free polyline), :func:`plan_coverage` orchestrates them.
 """
 
 from __future__ import annotations
@@ -68,7 +74,8 @@ class CoverageSettings:
         clearance_m: horizontal distance kept from every no-fly zone.
         angle_step_deg: step of the transect-angle search.
         uncovered_share: at most this share of the area may be left out of the photos' cells, where
-            that shortens the legs most (thin slivers at their ends); 0 covers every square metre.
+            that saves most flight (a corner's tip that would cost a line of its own, thin slivers at the
+            legs' ends, small gaps beside no-fly zones); 0 covers every square metre.
     """
 
     spacing_m: float
@@ -218,8 +225,16 @@ def plan_coverage(
     if not orders:
         raise MissionPlanError("no transect fits in the area; is it smaller than the clearance?")
     orders += _split_orders(region, keep_out, settings, home_xy, min(search.quick.values()))
-    angle, legs = min(orders, key=lambda order: route_time_s(order[1], home_xy, settings))
-    return _assemble(legs, angle, obstacles, settings)
+    near = None if keep_out.is_empty else obstacles
+    orders += [(angle, improve_order(legs, home_xy, settings, near)) for angle, legs in orders]
+    orders.sort(key=lambda order: route_time_s(order[1], home_xy, settings))
+    # detours round no-fly zones are only known once assembled: beside them the best two are compared so
+    known: dict[tuple[XY, XY], list[XY]] = {}
+    paths = [
+        _assemble(legs, angle, obstacles, settings, known)
+        for angle, legs in orders[: 1 if keep_out.is_empty else 2]
+    ]
+    return min(paths, key=lambda path: flight_time_s([home_xy, *path.vertices, home_xy], settings))
 
 
 def _split_orders(
@@ -334,7 +349,7 @@ class _AngleSearch:
     def routed_s(self, angle: float) -> float:
         if angle not in self.routed:
             legs = transect_legs(self.outline, angle, self.settings, self.keep_out)
-            self.routed[angle] = route_time_s(order_legs(legs, self.home, starts=2), self.home, self.settings)
+            self.routed[angle] = route_time_s(order_legs(legs, self.home), self.home, self.settings)
         return self.routed[angle]
 
     def best_angles(
@@ -404,7 +419,8 @@ def lines_time_s(
     origin = region.centroid
     rotated = affinity.rotate(region, -angle_deg, origin=origin)
     blocker = affinity.rotate(keep_out, -angle_deg, origin=origin) if not keep_out.is_empty else None
-    xa, xb, _ = _pieces(_bands(rotated, blocker, settings.spacing_m, _QUICK_STEP_M)[2])
+    budget_m2 = settings.uncovered_share * region.area if blocker is None else 0.0
+    xa, xb, _ = _pieces(_bands(rotated, blocker, settings.spacing_m, _QUICK_STEP_M, budget_m2)[2])
     if not len(xa):
         return math.inf
     photo_m = np.clip(xb - xa - settings.trigger_distance_m, 0.0, None).sum()
@@ -441,11 +457,11 @@ def transect_legs(
     join = (
         settings.turn_s * settings.cruise_speed_m_s + 2 * settings.turnaround_m if join_m is None else join_m
     )
-    # beside keep-out the share is left to the slivers by the zones that are too small for fill lines
-    budget_m2 = settings.uncovered_share * region.area if trim and blocker is None else 0.0
-    lines = _band_lines(rotated, blocker, settings, join, budget_m2)
+    # beside keep-out the share goes to the gaps the zones leave (_fill), not to shaved tips or trimmed ends
+    budget_m2 = settings.uncovered_share * region.area if blocker is None else 0.0
+    lines = _band_lines(rotated, blocker, settings, join, budget_m2, trim=trim)
     if fill_gaps and blocker is not None and len(lines.y):
-        lines = _fill(rotated, blocker, settings, lines, join)
+        lines = _fill(rotated, blocker, settings, lines, join, settings.uncovered_share * region.area)
     entry, exit_ = _extensions(lines.xa, lines.xb, lines.y, settings.turnaround_m, blocker)
     centre = (origin.x, origin.y)
     pts = np.stack([np.column_stack([x, lines.y]) for x in (entry, lines.xa, lines.xb, exit_)], axis=1)
@@ -498,15 +514,18 @@ def _band_lines(
     settings: CoverageSettings,
     join_m: float,
     budget_m2: float = 0.0,
+    *,
+    trim: bool = False,
 ) -> _Lines:
     """Horizontal photo lines covering an area already rotated so that the lines run along x."""
-    centres, edges, strips = _bands(rotated, blocker, settings.spacing_m)
+    centres, edges, strips = _bands(rotated, blocker, settings.spacing_m, budget_m2=budget_m2)
+    budget_m2 -= rotated.area - float(shapely.area(strips).sum())
     xa, xb, band = _pieces(strips)
     y = centres[band]
     if blocker is not None:
         xa, xb, y, band = _cut(xa, xb, y, band, blocker)
     lines = _merge_gaps(xa, xb, y, band, blocker, join_m, settings.spacing_m)
-    if budget_m2 > 0 and len(lines.y):
+    if trim and budget_m2 > 0 and len(lines.y):
         lines = _trimmed(lines, edges, strips, budget_m2)
     first = np.array([b[0, 0] if len(b) else e for b, e in zip(lines.breaks, lines.xb, strict=True)])
     last = np.array([b[-1, 0] if len(b) else a for b, a in zip(lines.breaks, lines.xa, strict=True)])
@@ -529,17 +548,51 @@ _QUICK_STEP_M = 3.0
 
 
 def _bands(
-    rotated: BaseGeometry, blocker: BaseGeometry | None, spacing_m: float, step_m: float = 1.0
+    rotated: BaseGeometry,
+    blocker: BaseGeometry | None,
+    spacing_m: float,
+    step_m: float = 1.0,
+    budget_m2: float = 0.0,
 ) -> tuple[Array, Array, npt.NDArray[np.object_]]:
-    """Line offsets, band edges (half-way between lines) and each band's part of the area."""
+    """Line offsets, band edges (half-way between lines) and each band's part of the area (less the tips
+    given up by :func:`_shaved`)."""
     minx, miny, maxx, maxy = rotated.bounds
-    centres = line_offsets(miny, maxy, spacing_m, _blocked_ranges(rotated, blocker), step_m)
-    edges = np.concatenate([[miny], (centres[1:] + centres[:-1]) / 2, [maxy]])
-    clip = np.concatenate([[miny - 1.0], edges[1:-1], [maxy + 1.0]])  # rectangles never edge on the outline
+    low, high = _shaved(rotated, spacing_m, budget_m2) if budget_m2 > 0 else (miny, maxy)
+    centres = line_offsets(low, high, spacing_m, _blocked_ranges(rotated, blocker), step_m)
+    edges = np.concatenate([[low], (centres[1:] + centres[:-1]) / 2, [high]])
+    # rectangles never edge on the outline (unless a tip is cut off there)
+    clip = np.concatenate(
+        [[low - 1.0 if low == miny else low], edges[1:-1], [high + 1.0 if high == maxy else high]]
+    )
     strips = [
         shapely.clip_by_rect(rotated, minx - 1.0, lo, maxx + 1.0, hi) for lo, hi in itertools.pairwise(clip)
     ]
     return centres, edges, np.array(strips, dtype=object)
+
+
+#: Ways of sharing a shave between the two sides that are tried (evenly from all on one to all on the other).
+_SHAVE_SPLITS = 5
+
+
+def _shaved(rotated: BaseGeometry, spacing_m: float, budget_m2: float) -> tuple[float, float]:
+    """The area's extent across the lines, cut short at one or both sides by just enough to need one line
+    less, when the tips cut off hold at most ``budget_m2`` (a corner poking a few metres past a whole
+    number of spacings costs a whole line otherwise); else the whole extent."""
+    minx, miny, maxx, maxy = rotated.bounds
+    lines = math.ceil((maxy - miny) / spacing_m - 1e-9)
+    excess = (maxy - miny) - (lines - 1) * spacing_m + 1e-6
+    if lines < 2 or excess > spacing_m / 2:
+        return miny, maxy
+    below = np.linspace(0.0, excess, _SHAVE_SPLITS)
+    lost = [
+        shapely.area(shapely.clip_by_rect(rotated, minx - 1, miny - 1, maxx + 1, miny + d))
+        + shapely.area(shapely.clip_by_rect(rotated, minx - 1, maxy - (excess - d), maxx + 1, maxy + 1))
+        for d in below
+    ]
+    k = int(np.argmin(lost))
+    if lost[k] > budget_m2:
+        return miny, maxy
+    return miny + float(below[k]), maxy - float(excess - below[k])
 
 
 def _pieces(strips: npt.NDArray[np.object_]) -> tuple[Array, Array, npt.NDArray[np.int_]]:
@@ -665,18 +718,29 @@ def _placed(
 
 
 def _fill(
-    rotated: BaseGeometry, blocker: BaseGeometry, settings: CoverageSettings, lines: _Lines, join_m: float
+    rotated: BaseGeometry,
+    blocker: BaseGeometry,
+    settings: CoverageSettings,
+    lines: _Lines,
+    join_m: float,
+    budget_m2: float,
 ) -> _Lines:
-    """Add lines over what the photo cells of ``lines`` leave uncovered (beside cut lines)."""
+    """Add lines over what the photo cells of ``lines`` leave uncovered (beside cut lines), the largest gaps
+    first, until what is left holds at most ``budget_m2`` (a line of its own costs two turns and
+    turnarounds however small the gap; gaps under a twentieth of a photo cell never get one)."""
     half_t, half_s = settings.trigger_distance_m / 2, settings.spacing_m / 2
     xa, xb, y = lines.photo_pieces()
     cells = shapely.union_all(shapely.box(xa - half_t, y - half_s, xb + half_t, y + half_s))
     parts = shapely.get_parts(rotated.difference(cells))
-    parts = parts[shapely.area(parts) > 0.05 * settings.spacing_m * settings.trigger_distance_m]
-    for part in parts:  # each part has its own bands
-        extra = _band_lines(part, blocker, settings, join_m)
+    areas = shapely.area(parts)
+    left_m2 = float(areas.sum())
+    for k in np.argsort(-areas):
+        if left_m2 <= budget_m2 or areas[k] <= 0.05 * settings.spacing_m * settings.trigger_distance_m:
+            break
+        extra = _band_lines(parts[k], blocker, settings, join_m)  # each part has its own bands
         nearest = np.abs(extra.y[:, None] - lines.y[None, :]).argmin(axis=1)
         lines = lines.concat(extra, lines.band[nearest])
+        left_m2 -= float(areas[k])
     return lines
 
 
@@ -789,7 +853,7 @@ def _rotate(points: Array, angle_deg: float, centre: XY) -> Array:
     return rotated
 
 
-def order_legs(legs: Sequence[Leg], home_xy: XY, *, starts: int = 8) -> list[Leg]:
+def order_legs(legs: Sequence[Leg], home_xy: XY, *, starts: int = 2) -> list[Leg]:
     """Order and orient legs for the shortest flight from and back to home.
 
     From each of the ``starts`` outermost-band leg ends nearest home, always fly to the nearest leg end
@@ -806,74 +870,12 @@ def order_legs(legs: Sequence[Leg], home_xy: XY, *, starts: int = 8) -> list[Leg
     to_home = np.where(outer, np.linalg.norm(ends - np.asarray(home_xy), axis=1), np.inf)
     firsts = np.argsort(to_home)[: max(1, min(starts, int(outer.sum())))]
     orders = [_greedy(legs, hops, int(first)) for first in firsts]
-    orders.append(_by_cells(legs, home_xy, 2 * starts))
     best = min(orders, key=lambda o: _estimate_s(o, home_xy))
     if math.dist(best[-1].exit, home_xy) < math.dist(
         best[0].entry, home_xy
     ):  # same tour, entered nearer home
         best = [leg.reversed() for leg in reversed(best)]
     return best
-
-
-def _by_cells(legs: Sequence[Leg], home_xy: XY, starts: int) -> list[Leg]:
-    """Legs flown cell by cell (boustrophedon cells: runs of bands with one leg each side of every joint),
-    each cell back and forth from one of its four corners, cells in nearest-corner order; from each of the
-    ``starts`` corners nearest home, the order with the shortest closed route wins."""
-    variants = [v for cell in _cells(legs) for v in _cell_variants([legs[i] for i in cell])]
-    entries = np.array([v[0].entry for v in variants])
-    exits = np.array([v[-1].exit for v in variants])
-    cell_of = np.repeat(np.arange(len(variants) // 4), 4)
-    firsts = np.argsort(np.linalg.norm(entries - np.asarray(home_xy), axis=1))[:starts]
-    tours = []
-    for first in firsts:
-        free = np.ones(len(variants), dtype=bool)
-        tour, here = [], int(first)
-        while True:
-            tour.append(here)
-            free[cell_of == cell_of[here]] = False
-            if not free.any():
-                break
-            here = int(np.argmin(np.where(free, np.linalg.norm(entries - exits[here], axis=1), np.inf)))
-        tours.append([leg for k in tour for leg in variants[k]])
-    return min(tours, key=lambda o: _estimate_s(o, home_xy))
-
-
-def _cells(legs: Sequence[Leg]) -> list[list[int]]:
-    """Boustrophedon cells: chains of legs in successive bands where each overlaps only the other."""
-    direction = np.subtract(legs[0].exit, legs[0].entry)
-    direction = direction / max(float(np.linalg.norm(direction)), 1e-9)
-    ends = np.array([[leg.entry, leg.exit] for leg in legs]) @ direction
-    lo, hi = ends.min(axis=1), ends.max(axis=1)
-    bands = np.array([leg.band for leg in legs])
-    touching = (
-        (bands[:, None] + 1 == bands[None, :]) & (lo[:, None] < hi[None, :]) & (lo[None, :] < hi[:, None])
-    )
-    up, down = touching.sum(axis=1), touching.sum(axis=0)
-    successor = {
-        int(i): int(j) for i, j in zip(*np.nonzero(touching), strict=True) if up[i] == 1 and down[j] == 1
-    }
-    heads = sorted(set(range(len(legs))) - set(successor.values()), key=lambda i: (bands[i], lo[i]))
-    cells = []
-    for head in heads:
-        chain = [head]
-        while chain[-1] in successor:
-            chain.append(successor[chain[-1]])
-        cells.append(chain)
-    return cells
-
-
-def _cell_variants(cell: list[Leg]) -> list[list[Leg]]:
-    """A cell flown back and forth from each of its four corners (first or last band, either end)."""
-    variants = []
-    for chain in (cell, cell[::-1]):
-        for first in (chain[0], chain[0].reversed()):
-            flown = [first]
-            for leg in chain[1:]:
-                back = leg.reversed()
-                near = math.dist(flown[-1].exit, leg.entry) <= math.dist(flown[-1].exit, back.entry)
-                flown.append(leg if near else back)
-            variants.append(flown)
-    return variants
 
 
 def _greedy(legs: Sequence[Leg], hops: Array, first_end: int) -> list[Leg]:
@@ -889,6 +891,123 @@ def _greedy(legs: Sequence[Leg], hops: Array, first_end: int) -> list[Leg]:
             return ordered
         out = end ^ 1  # leave by the other end
         end = int(np.argmin(np.where(free, hops[out], np.inf)))
+
+
+def improve_order(
+    legs: Sequence[Leg], home_xy: XY, settings: CoverageSettings, obstacles: Obstacles | None = None
+) -> list[Leg]:
+    """``legs`` in order, improved by local search on the time of the closed route from and back to home.
+
+    Each leg can be flown either way; a hop from one leg's exit to the next one's entry costs its distance
+    at cruise speed and a stop at each of its ends where the heading turns sharply (so a route that ends
+    near home, or hops where the turn is gentle, wins over plain back-and-forth when it is faster). Moves:
+    reverse a run of legs (2-opt) and move one leg elsewhere, either way round (or-opt); the best move is
+    made until none gains. A hop through a no-fly zone of ``obstacles`` costs :data:`_BLOCKED_HOP_TURNS`
+    stops more (the detour round it).
+    """
+    if len(legs) < 2:
+        return list(legs)
+    cost = _hop_costs_s(legs, home_xy, settings)
+    if obstacles is not None and not obstacles.empty:
+        cost += _BLOCKED_HOP_TURNS * settings.turn_s * _blocked_hops(legs, home_xy, obstacles)
+    home = 2 * len(legs)
+    seq = np.arange(0, home, 2)  # node 2i: leg i as given, 2i + 1: leg i reversed
+    for _ in range(4 * len(legs)):
+        moved = _best_reversal(cost, seq, home)
+        moved = _best_shift(cost, seq, home, moved)
+        if moved is None:
+            break
+        seq = moved[1]
+    return [legs[k // 2] if k % 2 == 0 else legs[k // 2].reversed() for k in seq.tolist()]
+
+
+#: Extra stops charged for a hop that has to go round a no-fly zone.
+_BLOCKED_HOP_TURNS = 3
+#: Hops checked against no-fly zones from each leg end: the nearest this many (and all to and from home).
+_CHECKED_HOPS = 16
+
+
+def _blocked_hops(legs: Sequence[Leg], home_xy: XY, obstacles: Obstacles) -> Array:
+    """1 where the hop from oriented leg ``a`` to oriented leg ``b`` (nodes as in :func:`_hop_costs_s`) enters
+    a no-fly zone, else 0; only the :data:`_CHECKED_HOPS` shortest from each node are checked (a local
+    search rarely makes a long one, and on a large area all of them would cost more than the search)."""
+    ends = np.array([[leg.entry, leg.exit] for leg in legs]).reshape(-1, 2)
+    starts = np.vstack([ends, [home_xy]])
+    stops = np.vstack([ends[np.arange(len(ends)) ^ 1], [home_xy]])
+    length = np.linalg.norm(starts[None, :, :] - stops[:, None, :], axis=2)
+    checked = np.zeros(length.shape, dtype=bool)
+    nearest = np.argsort(length, axis=1)[:, :_CHECKED_HOPS]
+    checked[np.arange(len(stops))[:, None], nearest] = True
+    checked[-1, :], checked[:, -1] = True, True
+    a, b = np.nonzero(checked)
+    blocked = np.zeros(length.shape)
+    blocked[a, b] = obstacles.blocked(shapely.linestrings(np.stack([stops[a], starts[b]], axis=1)))
+    return blocked
+
+
+def _hop_costs_s(legs: Sequence[Leg], home_xy: XY, settings: CoverageSettings) -> Array:
+    """Seconds from the exit of oriented leg ``a`` to the entry of oriented leg ``b`` (node 2i: leg i, 2i + 1:
+    leg i reversed, the last node: home): the hop at cruise speed and a stop at each end turning sharply."""
+    ends = np.array([[leg.entry, leg.exit] for leg in legs]).reshape(-1, 2)
+    starts = np.vstack([ends, [home_xy]])
+    stops = np.vstack([ends[np.arange(len(ends)) ^ 1], [home_xy]])
+    heading = stops - starts
+    heading[:-1] /= np.maximum(np.linalg.norm(heading[:-1], axis=1), 1e-9)[:, None]
+    hop = starts[None, :, :] - stops[:, None, :]  # (from, to, xy)
+    length = np.linalg.norm(hop, axis=2)
+    unit = hop / np.maximum(length, 1e-9)[:, :, None]
+    limit = math.cos(math.radians(SHARP_TURN_DEG))
+    straight = np.einsum("ak,bk->ab", heading, heading) >= limit  # a zero hop: one turn, leg to leg
+    leave = np.where(length > 1e-9, np.einsum("ak,abk->ab", heading, unit) < limit, ~straight)
+    arrive = (length > 1e-9) & (np.einsum("abk,bk->ab", unit, heading) < limit)
+    leave[-1, :], arrive[:, -1] = False, False  # no turn is counted at home
+    cost: Array = length / settings.cruise_speed_m_s + settings.turn_s * (leave.astype(float) + arrive)
+    return cost
+
+
+def _best_reversal(
+    cost: Array, seq: npt.NDArray[np.int_], home: int
+) -> tuple[float, npt.NDArray[np.int_]] | None:
+    """The best 2-opt move: legs ``i..j`` flown in reverse order, each the other way round (the hops inside
+    the run keep their times: reversing a hop keeps its length and its turns)."""
+    before = np.concatenate([[home], seq[:-1]])
+    after = np.concatenate([seq[1:], [home]])
+    flipped = seq ^ 1
+    gain = (
+        cost[before, seq][:, None]
+        + cost[seq, after][None, :]
+        - cost[before[:, None], flipped[None, :]]
+        - cost[flipped[:, None], after[None, :]]
+    )
+    gain[np.tril_indices(len(seq), -1)] = 0.0
+    i, j = np.unravel_index(int(np.argmax(gain)), gain.shape)
+    if gain[i, j] <= 1e-6:
+        return None
+    return float(gain[i, j]), np.concatenate([seq[:i], flipped[i : j + 1][::-1], seq[j + 1 :]])
+
+
+def _best_shift(
+    cost: Array, seq: npt.NDArray[np.int_], home: int, best: tuple[float, npt.NDArray[np.int_]] | None
+) -> tuple[float, npt.NDArray[np.int_]] | None:
+    """The better of ``best`` and the best or-opt move: one leg taken out and put between two others,
+    either way round."""
+    n = len(seq)
+    before = np.concatenate([[home], seq[:-1]])
+    after = np.concatenate([seq[1:], [home]])
+    saved = cost[before, seq] + cost[seq, after] - cost[before, after]  # taking leg i out
+    path = np.concatenate([[home], seq, [home]])
+    a, b = path[:-1], path[1:]  # gap g lies between a[g] and b[g]
+    for node in (seq, seq ^ 1):
+        added = cost[a[None, :], node[:, None]] + cost[node[:, None], b[None, :]] - cost[a, b][None, :]
+        gain = saved[:, None] - added
+        gain[np.arange(n), np.arange(n)] = 0.0  # the gaps beside the leg itself
+        gain[np.arange(n), np.arange(n) + 1] = 0.0
+        i, g = np.unravel_index(int(np.argmax(gain)), gain.shape)
+        if gain[i, g] > 1e-6 and (best is None or gain[i, g] > best[0]):
+            rest = np.delete(seq, i)
+            at = g if g < i else g - 1
+            best = (float(gain[i, g]), np.insert(rest, at, node[i]))
+    return best
 
 
 def _estimate_s(legs: Sequence[Leg], home_xy: XY) -> float:
@@ -935,9 +1054,16 @@ def sharp_turns(vertices: Sequence[XY]) -> int:
 
 
 def _assemble(
-    legs: Sequence[Leg], angle_deg: float, obstacles: Obstacles, settings: CoverageSettings
+    legs: Sequence[Leg],
+    angle_deg: float,
+    obstacles: Obstacles,
+    settings: CoverageSettings,
+    known: dict[tuple[XY, XY], list[XY]] | None = None,
 ) -> CoveragePath:
-    """The route through the legs in order: transits and breaks go round no-fly zones (photos off)."""
+    """The route through the legs in order: transits and breaks go round no-fly zones (photos off).
+
+    ``known`` keeps the detours found (orders of the same legs share most of them)."""
+    known = {} if known is None else known
     points = [p for leg in legs for p in leg.points]
     photo = [
         s for leg in legs for s in (False, *([True, False] * (len(leg.breaks) // 2)), True, False, False)
@@ -948,7 +1074,11 @@ def _assemble(
     vertices: list[XY] = [points[0]]
     flags: list[bool] = []
     for i, shoots in enumerate(photo):
-        via = detour(points[i], points[i + 1], obstacles) if blocked[i] else [points[i], points[i + 1]]
+        a, b = points[i], points[i + 1]
+        if blocked[i] and (a, b) not in known:
+            known[(a, b)] = detour(a, b, obstacles)
+            known[(b, a)] = known[(a, b)][::-1]
+        via = known[(a, b)] if blocked[i] else [a, b]
         vertices.extend(via[1:])
         flags.extend([shoots] * (len(via) - 1))
     return _dedupe(vertices, flags, angle_deg, settings.spacing_m, tuple(legs))

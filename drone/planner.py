@@ -57,8 +57,9 @@ class MissionSettings:
         fence_margin_m: the inclusion fence lies this far outside the flown path.
         ceiling_m: highest altitude allowed (the legal 120 m by default).
         angle_step_deg: step of the transect-angle search.
-        uncovered_share: largest share of a grid that may be left out of the photos, where that shortens
-            the legs most (thin slivers at their ends); 0 photographs every square metre.
+        uncovered_share: largest share of a grid that may be left out of the photos, where that saves
+            most flight (a corner's tip that would cost a line of its own, thin slivers at the legs' ends,
+            small gaps beside no-fly zones); 0 photographs every square metre.
         flight: speed, turns, climb, descent and battery.
     """
 

@@ -17,8 +17,10 @@ from drone.coverage import (
     Obstacles,
     cuts,
     detour,
+    improve_order,
     legs_through,
     line_offsets,
+    order_legs,
     path_length_m,
     photo_cells,
     plan_coverage,
@@ -268,3 +270,49 @@ def test_a_zone_near_a_lines_end_leaves_a_short_stretch_that_is_still_flown_safe
     path = plan_coverage(area, SETTINGS, home_xy=(-30.0, 15.0), no_fly=[zone])
     assert legs_through(path.vertices, [zone]) == 0
     assert _covered(path.vertices, path.photo, area.difference(zone.buffer(SETTINGS.clearance_m))) >= 0.99
+
+
+def test_a_corner_poking_past_whole_spacings_is_given_up_for_one_line_fewer() -> None:
+    height = 3 * SETTINGS.spacing_m - 1.0  # a spike 5 m tall (25 m²) on top needs a fourth line
+    area = Polygon(
+        [(0, 0), (300, 0), (300, height), (160, height), (150, height + 5), (140, height), (0, height)]
+    )
+    lean = plan_coverage(area, SETTINGS, home_xy=(-30.0, -30.0))
+    exact = CoverageSettings(SETTINGS.spacing_m, SETTINGS.trigger_distance_m, uncovered_share=0.0)
+    full = plan_coverage(area, exact, home_xy=(-30.0, -30.0))
+    assert (len(lean.legs), len(full.legs)) == (3, 4)
+    assert 1.0 - SETTINGS.uncovered_share <= _covered(lean.vertices, lean.photo, area) < 1.0
+    assert _covered(full.vertices, full.photo, area) == pytest.approx(1.0, abs=1e-9)
+
+
+def test_gaps_beside_a_zone_get_lines_of_their_own_only_beyond_the_uncovered_share() -> None:
+    area = shapely.box(0, 0, 400, 200)
+    zone = shapely.box(150, 60, 190, 93)  # the lines pass either side of it, leaving thin gaps beside it
+    target = area.difference(zone.buffer(SETTINGS.clearance_m))
+    exact = CoverageSettings(SETTINGS.spacing_m, SETTINGS.trigger_distance_m, uncovered_share=0.0)
+    full = plan_coverage(area, exact, home_xy=(-30.0, -30.0), no_fly=[zone])
+    lean = plan_coverage(area, SETTINGS, home_xy=(-30.0, -30.0), no_fly=[zone])
+    assert len(lean.legs) < len(full.legs)
+    assert _covered(full.vertices, full.photo, target) == pytest.approx(1.0, abs=1e-6)
+    assert 1.0 - SETTINGS.uncovered_share <= _covered(lean.vertices, lean.photo, target) < 1.0
+    assert legs_through(lean.vertices, [zone]) == legs_through(full.vertices, [zone]) == 0
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_legs_are_ordered_by_flight_time_from_any_start(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    area, _ = _random_area(rng)
+    home = (-300.0, -300.0)
+    path = plan_coverage(area, SETTINGS, home_xy=home)
+    planned_s = route_time_s(path.legs, home, SETTINGS)
+    assert planned_s <= route_time_s(order_legs(path.legs, home), home, SETTINGS) + 1e-6
+    assert route_time_s(improve_order(path.legs, home, SETTINGS), home, SETTINGS) == pytest.approx(planned_s)
+    shuffled = [
+        path.legs[i].reversed() if rng.random() < 0.5 else path.legs[i]
+        for i in rng.permutation(len(path.legs))
+    ]
+    better = improve_order(shuffled, home, SETTINGS)
+    assert {frozenset((leg.entry, leg.exit)) for leg in better} == {
+        frozenset((leg.entry, leg.exit)) for leg in path.legs
+    } and len(better) == len(path.legs)
+    assert route_time_s(better, home, SETTINGS) <= 1.02 * planned_s < route_time_s(shuffled, home, SETTINGS)
