@@ -118,8 +118,9 @@ def assign_codes(
     if previous is not None:
         kept_grids = match_previous(units, previous.building_units, "grid_id", "grid_code", grid_community)
     grid_codes: dict[int, str] = {}
+    grid_position = _position_of(grids["id"])
     for community, ids in _ids_by_parent(grids["id"], grid_community).items():
-        geoms = grids.geometry.to_numpy()[_positions(grids["id"], ids)]
+        geoms = grids.geometry.to_numpy()[[grid_position[i] for i in ids]]
         kept = {i: kept_grids[i] for i in ids if i in kept_grids}
         grid_codes |= number_parts(community, ids, geoms, GRID_DIGITS, kept)
     micro_grid = units.groupby("micro_id")["grid_id"].first()
@@ -133,8 +134,9 @@ def assign_codes(
             units, previous.building_units, "micro_id", "microgrid_code", micro_parent
         )
     micro_codes: dict[int, str] = {}
+    micro_position = _position_of(micros["id"])
     for grid_code, ids in _ids_by_parent(micros["id"], micro_parent).items():
-        geoms = micros.geometry.to_numpy()[_positions(micros["id"], ids)]
+        geoms = micros.geometry.to_numpy()[[micro_position[i] for i in ids]]
         kept = {i: kept_micros[i] for i in ids if i in kept_micros}
         micro_codes |= number_parts(grid_code, ids, geoms, MICRO_DIGITS, kept)
     return grid_codes, micro_codes
@@ -147,9 +149,9 @@ def _ids_by_parent(ids: pd.Series, parent: Mapping[int, str]) -> dict[str, list[
     return dict(sorted(grouped.items()))
 
 
-def _positions(ids: pd.Series, wanted: Sequence[int]) -> np.ndarray:
-    lookup = {int(v): i for i, v in enumerate(ids.tolist())}
-    return np.asarray([lookup[w] for w in wanted], dtype=np.int64)
+def _position_of(ids: pd.Series) -> dict[int, int]:
+    """Row position of each id, built once per layer (a lookup per parent made numbering quadratic)."""
+    return {int(v): i for i, v in enumerate(ids.tolist())}
 
 
 def _empty_micro_parents(micros: gpd.GeoDataFrame, units: pd.DataFrame) -> dict[int, int]:

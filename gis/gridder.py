@@ -310,7 +310,6 @@ def _building_units(buildings: gpd.GeoDataFrame, atoms: Atoms, parts: _Parts) ->
             "households": atoms.households,
             "grid_id": parts.grid,
             "micro_id": parts.micro,
-            "geometry": atoms.geometry,
         }
     )
     whole_building = frame.groupby("b")["micro_id"].transform("nunique") == 1
@@ -318,20 +317,33 @@ def _building_units(buildings: gpd.GeoDataFrame, atoms: Atoms, parts: _Parts) ->
     frame.loc[whole_building, ["unit", "floor_from", "floor_to"]] = 0
     frame.loc[whole_stair, ["floor_from", "floor_to"]] = 0
     keys = ["b", "unit", "floor_from", "floor_to", "grid_id", "micro_id"]
-    merged = frame.groupby(keys, sort=True, as_index=False).agg(
-        households=("households", "sum"), geometry=("geometry", _union)
-    )
-    footprints = buildings.geometry.to_numpy()
+    grouped = frame.groupby(keys, sort=True)
+    merged = grouped["households"].sum().reset_index()
     whole = merged["unit"].eq(0).to_numpy()
-    merged.loc[whole, "geometry"] = footprints[merged.loc[whole, "b"].to_numpy()]
+    geometry = _union_groups(atoms.geometry, np.asarray(grouped.ngroup(), dtype=np.int64), ~whole)
+    geometry[whole] = buildings.geometry.to_numpy()[merged.loc[whole, "b"].to_numpy()]
+    merged["geometry"] = geometry
     merged.insert(0, "building_id", buildings["building_id"].to_numpy()[merged.pop("b").to_numpy()])
     for column in ("floor_from", "floor_to"):
         merged[column] = merged[column].astype("Int64").mask(merged[column] == 0)
     return gpd.GeoDataFrame(merged, geometry="geometry", crs=buildings.crs)
 
 
-def _union(geoms: pd.Series) -> shapely.Geometry:
-    return geoms.iloc[0] if len(geoms) == 1 else shapely.union_all(geoms.to_numpy(), grid_size=0.001)
+def _union_groups(
+    geoms: NDArray[np.object_], group: NDArray[np.int64], needed: NDArray[np.bool_]
+) -> NDArray[np.object_]:
+    """Per group (0..k-1): its one geometry, or the union of its geometries (in row order) where ``needed``.
+
+    Groups not ``needed`` get their first geometry; only the few pieces of a split building that end up
+    together are unioned, so no per-group Python call is made for the thousands of single pieces.
+    """
+    order = np.argsort(group, kind="stable")
+    counts = np.bincount(group, minlength=len(needed))
+    first = np.cumsum(counts) - counts
+    result: NDArray[np.object_] = geoms[order[first]]
+    for g in np.flatnonzero((counts > 1) & needed).tolist():
+        result[g] = shapely.union_all(geoms[order[first[g] : first[g] + counts[g]]], grid_size=0.001)
+    return result
 
 
 def _grid_frame(

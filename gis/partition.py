@@ -113,8 +113,9 @@ class BalancedBisection:
         best: _Scored | None = None
         levels = _LEVELS if self.keep_groups else _LEVELS[1:]
         for level in levels:
+            coarse = self._coarse(graph, level, high)
             for k in part_counts(int(graph.weights.sum()), low, high)[: self.max_part_counts]:
-                labels = self._solve_at(graph, level, k, low, high)
+                labels = self._solve_at(graph, level, coarse, k, low, high)
                 score = _score(graph, labels, low, high, groups=self.keep_groups)
                 if best is None or score < best[0]:
                     best = (score, PartitionResult(labels, level))
@@ -127,13 +128,24 @@ class BalancedBisection:
         assert best is not None
         return best
 
-    def _solve_at(
-        self, graph: AtomGraph, level: Coarsening, k: int, low: int, high: int
-    ) -> NDArray[np.int64]:
+    def _coarse(self, graph: AtomGraph, level: Coarsening, high: int) -> tuple[NDArray[np.int64], AtomGraph]:
+        """Coarse node per atom and the coarse graph of ``level`` (made once per level, used for every k)."""
         mapping = coarse_labels(graph, level, high)
         coarse = coarsen(graph, mapping)
         if self.keep_groups and level != "group":
             coarse = _guard_groups(coarse)
+        return mapping, coarse
+
+    def _solve_at(
+        self,
+        graph: AtomGraph,
+        level: Coarsening,
+        coarsened: tuple[NDArray[np.int64], AtomGraph],
+        k: int,
+        low: int,
+        high: int,
+    ) -> NDArray[np.int64]:
+        mapping, coarse = coarsened
         labels = _bisect(coarse, k, low, high, self._directions())
         labels = _refine(coarse, labels, low, high, self.refine_passes)[mapping]
         if self.keep_groups and level != "group":
@@ -222,8 +234,8 @@ def coarsen(graph: AtomGraph, mapping: NDArray[np.int64]) -> AtomGraph:
     )
     a, b = mapping[graph.edges[:, 0]], mapping[graph.edges[:, 1]]
     keep = a != b
-    pairs = np.column_stack([np.minimum(a, b), np.maximum(a, b)])[keep]
-    unique, inverse = np.unique(pairs, axis=0, return_inverse=True) if len(pairs) else (pairs, pairs[:, 0])
+    pair_key, inverse = np.unique((np.minimum(a, b) * n + np.maximum(a, b))[keep], return_inverse=True)
+    unique = np.column_stack([pair_key // max(n, 1), pair_key % max(n, 1)])
     first = np.zeros(n, dtype=np.int64)
     first[mapping[::-1]] = np.arange(len(mapping))[::-1]
     return AtomGraph(
@@ -417,7 +429,7 @@ def _best_cut(
     """The best sweep cut of a graph into a side for ``parts // 2`` parts and one for the rest."""
     orders, scores = _sweep_scores(graph, parts, low, high, directions)
     flat = np.argsort(scores, axis=None, kind="stable")[:_CANDIDATES_CHECKED]
-    neighbours = _neighbour_lists(graph)
+    neighbours = _neighbour_csr(graph)
     sides = []
     for index in flat:
         direction, position = divmod(int(index), scores.shape[1])
@@ -444,8 +456,10 @@ def _sweep_scores(
     violation = np.maximum(0.0, np.maximum(first_low - prefix, prefix - first_high)) / (total / parts)
     balance = np.abs(prefix - target) / (total / parts)
     cut = _cut_costs(graph, orders) / scale_m
-    shape = _shape_costs(graph, orders, k1, parts - k1)
-    return orders, 100.0 * violation + cut + _BALANCE_WEIGHT * balance + shape
+    scores = 100.0 * violation + cut + _BALANCE_WEIGHT * balance
+    if _SHAPE_WEIGHT:  # the shape term costs a quarter of the sweep; skipped while it weighs nothing
+        scores = scores + _shape_costs(graph, orders, k1, parts - k1)
+    return orders, scores
 
 
 def _shape_costs(
@@ -483,24 +497,30 @@ def _cut_costs(graph: AtomGraph, orders: NDArray[np.int64]) -> NDArray[np.float6
     return _f64(np.cumsum(delta.reshape(rows, n + 1), axis=1)[:, : n - 1])
 
 
-def _neighbour_lists(graph: AtomGraph) -> list[list[int]]:
-    neighbours: list[list[int]] = [[] for _ in range(len(graph))]
-    for a, b in graph.edges.tolist():
-        neighbours[a].append(b)
-        neighbours[b].append(a)
-    return neighbours
+_Csr = tuple[list[int], list[int]]
 
 
-def _connected(neighbours: list[list[int]], mask: NDArray[np.bool_]) -> bool:
-    """Whether the nodes of ``mask`` form one connected, non-empty piece (breadth-first search)."""
+def _neighbour_csr(graph: AtomGraph) -> _Csr:
+    """Neighbours of every node as CSR lists (``indices[indptr[v]:indptr[v + 1]]``), built without a loop."""
+    ends = np.concatenate([graph.edges[:, 0], graph.edges[:, 1]])
+    others = np.concatenate([graph.edges[:, 1], graph.edges[:, 0]])
+    indptr = np.zeros(len(graph) + 1, dtype=np.int64)
+    np.cumsum(np.bincount(ends, minlength=len(graph)), out=indptr[1:])
+    return indptr.tolist(), others[np.argsort(ends, kind="stable")].tolist()
+
+
+def _connected(neighbours: _Csr, mask: NDArray[np.bool_]) -> bool:
+    """Whether the nodes of ``mask`` form one connected, non-empty piece (depth-first search)."""
     nodes = np.flatnonzero(mask)
     if len(nodes) <= 1:
         return len(nodes) == 1
+    indptr, indices = neighbours
     inside = mask.tolist()
     seen = {int(nodes[0])}
     stack = [int(nodes[0])]
     while stack:
-        for other in neighbours[stack.pop()]:
+        node = stack.pop()
+        for other in indices[indptr[node] : indptr[node + 1]]:
             if inside[other] and other not in seen:
                 seen.add(other)
                 stack.append(other)
@@ -530,14 +550,14 @@ def _refine(
     state = _RefineState(graph, labels, low, high)
     for _ in range(passes):
         moved = 0
-        for node in _boundary_nodes(graph, state.labels):
-            target = state.best_move(int(node))
+        for node in _boundary_nodes(graph, state.labels).tolist():
+            target = state.best_move(node)
             if target is not None:
-                state.move(int(node), target)
+                state.move(node, target)
                 moved += 1
         if moved == 0:
             break
-    if chains and ((state.weight < low) | (state.weight > high)).any():
+    if chains and any(w < low or w > high for w in state.weight):
         _repair_ranges(state)
     return state.labels
 
@@ -590,19 +610,19 @@ def _chain_candidates(
     """(node, other part) pairs for a chain link: nodes of a neighbour moving into ``part`` (``fill``) or nodes
     of ``part`` moving out, keeping ``part`` within the range's other end and the giving part connected; those
     closest to what ``part`` needs first."""
-    weights, labels = state.graph.weights, state.labels
+    weights, labels = state.node_weight, state.label_of
     need = state.low - state.weight[part] if fill else state.weight[part] - state.high
     found: dict[tuple[int, int], int] = {}
-    for node in np.flatnonzero(labels == part).tolist():
+    for node in np.flatnonzero(state.labels == part).tolist():
         for other in state.neighbours[node]:
-            owner = int(labels[other])
+            owner = labels[other]
             if owner == part or owner in chain:
                 continue
             giver = other if fill else node
-            w = int(weights[giver])
-            after = int(state.weight[part]) + (w if fill else -w)
+            w = weights[giver]
+            after = state.weight[part] + (w if fill else -w)
             if w > 0 and (after <= state.high if fill else after >= state.low):
-                found[(giver, owner)] = abs(int(need) - w)
+                found[(giver, owner)] = abs(need - w)
     ranked = sorted(found, key=lambda pair: (found[pair], pair))
     connected = (pair for pair in ranked if _stays_connected(state.neighbours, labels, pair[0]))
     return list(itertools.islice(connected, _CHAIN_TRIES))
@@ -612,36 +632,65 @@ _Links = dict[int, tuple[float, float]]
 
 
 class _RefineState:
-    """Parts' households, areas and perimeters, kept in step as nodes move (private to ``_refine``)."""
+    """Parts' households, areas and perimeters, kept in step as nodes move (private to ``_refine``).
+
+    The per-node and per-part values live in Python lists: the moves are decided one node at a time, and
+    list items are several times faster to read and update than numpy scalars. ``labels`` (an array, for the
+    vectorised queries) and ``label_of`` (a list) are kept equal.
+    """
 
     def __init__(self, graph: AtomGraph, labels: NDArray[np.int64], low: int, high: int) -> None:
         self.graph, self.low, self.high = graph, low, high
         self.labels = labels.copy()
+        self.label_of: list[int] = labels.tolist()
         self.log: list[tuple[int, int]] = []
         self.neighbours = _adjacency(graph)
+        self.node_weight: list[int] = graph.weights.tolist()
+        self._node_area: list[float] = graph.area_m2.tolist()
+        self._node_outline: list[float] = graph.boundary_m.tolist()
         parts = int(labels.max()) + 1
-        self.weight = np.bincount(labels, weights=graph.weights, minlength=parts).astype(np.int64)
-        self.area, self.perimeter = _part_outlines(graph, labels)
+        self.weight: list[int] = (
+            np.bincount(labels, weights=graph.weights, minlength=parts).astype(int).tolist()
+        )
+        area, perimeter = _part_outlines(graph, labels)
+        self.area: list[float] = area.tolist()
+        self.perimeter: list[float] = perimeter.tolist()
+        self._moves = 0
+        #: Per part, the number of moves made when it last changed.
+        self._changed = [0] * parts
+        #: Per node that last chose to stay: the number of moves made then and the parts it weighed.
+        self._stays: dict[int, tuple[int, list[int]]] = {}
 
     def best_move(self, node: int) -> int | None:
-        """The part ``node`` should move to: range first, then compactness (Polsby-Popper); None to stay."""
-        home, links = int(self.labels[node]), self._links(node)
+        """The part ``node`` should move to: range first, then compactness (Polsby-Popper); None to stay.
+
+        A node that chose to stay is not weighed again until its own or a neighbouring part changes: the
+        choice depends on nothing else, so the answer would be the same.
+        """
+        stayed = self._stays.get(node)
+        if stayed is not None and all(self._changed[part] <= stayed[0] for part in stayed[1]):
+            return None
+        home, links = self.label_of[node], self._links(node)
         total = sum(length for length, _ in links.values())
         inside, inside_cost = links.pop(home, (0.0, 0.0))
         best, best_gain = None, (0.0, 1e-9)
         for part, (length, cost) in links.items():
+            range_gain = self._range_gain(node, home, part)
+            if range_gain < best_gain[0]:
+                continue  # the shape cannot make up for a worse range
             shape = self._shape_gain(node, home, part, inside, length, total)
-            road = _ROAD_WEIGHT * (cost - inside_cost) / max(float(self.perimeter[home]), 1.0)
-            gain = (self._range_gain(node, home, part), shape + road)
+            road = _ROAD_WEIGHT * (cost - inside_cost) / max(self.perimeter[home], 1.0)
+            gain = (range_gain, shape + road)
             if gain > best_gain:
                 best, best_gain = part, gain
-        if best is None or not _stays_connected(self.neighbours, self.labels, node):
+        if best is None or not _stays_connected(self.neighbours, self.label_of, node):
+            self._stays[node] = (self._moves, [home, *links])
             return None
         return best
 
     def move(self, node: int, target: int) -> None:
         """Move ``node`` to part ``target``, updating households, areas and perimeters."""
-        self.log.append((node, int(self.labels[node])))
+        self.log.append((node, self.label_of[node]))
         self._apply(node, target)
 
     def undo(self, mark: int) -> None:
@@ -651,28 +700,31 @@ class _RefineState:
             self._apply(node, home)
 
     def _apply(self, node: int, target: int) -> None:
-        home, links = int(self.labels[node]), self._links(node)
+        home, links = self.label_of[node], self._links(node)
         total = sum(length for length, _ in links.values())
         inside, to_target = links.get(home, (0.0, 0.0))[0], links.get(target, (0.0, 0.0))[0]
-        outline = self.graph.boundary_m[node]
+        outline = self._node_outline[node]
         self.perimeter[home] += 2 * inside - total - outline
         self.perimeter[target] += total - 2 * to_target + outline
-        self.weight[home] -= self.graph.weights[node]
-        self.weight[target] += self.graph.weights[node]
-        self.area[home] -= self.graph.area_m2[node]
-        self.area[target] += self.graph.area_m2[node]
-        self.labels[node] = target
+        self.weight[home] -= self.node_weight[node]
+        self.weight[target] += self.node_weight[node]
+        self.area[home] -= self._node_area[node]
+        self.area[target] += self._node_area[node]
+        self.labels[node] = self.label_of[node] = target
+        self._moves += 1
+        self._changed[home] = self._changed[target] = self._moves
 
     def _links(self, node: int) -> _Links:
         links: _Links = {}
+        label_of = self.label_of
         for other, (length, cost) in self.neighbours[node].items():
-            part = int(self.labels[other])
+            part = label_of[other]
             old = links.get(part, (0.0, 0.0))
             links[part] = (old[0] + length, old[1] + cost)
         return links
 
     def _range_gain(self, node: int, home: int, part: int) -> float:
-        w = int(self.graph.weights[node])
+        w = self.node_weight[node]
         low, high = self.low, self.high
         before = _violation(self.weight[home], low, high) + _violation(self.weight[part], low, high)
         after = _violation(self.weight[home] - w, low, high) + _violation(self.weight[part] + w, low, high)
@@ -682,7 +734,7 @@ class _RefineState:
         self, node: int, home: int, part: int, inside: float, to_part: float, total: float
     ) -> float:
         """Change of the two parts' summed Polsby-Popper if ``node`` moves from ``home`` to ``part``."""
-        a, outline = self.graph.area_m2[node], self.graph.boundary_m[node]
+        a, outline = self._node_area[node], self._node_outline[node]
         home_p = self.perimeter[home] + 2 * inside - total - outline
         part_p = self.perimeter[part] + total - 2 * to_part + outline
         before = _pp(self.area[home], self.perimeter[home]) + _pp(self.area[part], self.perimeter[part])
@@ -690,10 +742,10 @@ class _RefineState:
 
 
 def _pp(area: float, perimeter: float) -> float:
-    return float(4 * math.pi * area / perimeter**2) if perimeter > 0 else 0.0
+    return 4 * math.pi * area / perimeter**2 if perimeter > 0 else 0.0
 
 
-def _stays_connected(neighbours: list[_Links], labels: NDArray[np.int64], node: int) -> bool:
+def _stays_connected(neighbours: list[_Links], labels: list[int], node: int) -> bool:
     """Whether ``node``'s part stays connected (and non-empty) without it."""
     home = labels[node]
     same = [other for other in neighbours[node] if labels[other] == home]
@@ -727,8 +779,8 @@ def _boundary_nodes(graph: AtomGraph, labels: NDArray[np.int64]) -> NDArray[np.i
     return np.unique(graph.edges[cut].ravel())
 
 
-def _violation(households: int | np.int64, low: int, high: int) -> int:
-    return int(max(0, low - households, households - high))
+def _violation(households: int, low: int, high: int) -> int:
+    return max(0, low - households, households - high)
 
 
 def _relative_violation(households: float, low: int, high: int) -> float:

@@ -16,8 +16,11 @@ from gis.graph import (
     _carve,
     _merge_by_owner,
     _seed_points,
+    _shared_edges,
+    _touch_across,
     build_graph,
     components,
+    row_ids,
     tessellate,
 )
 
@@ -288,6 +291,55 @@ def test_components_labels() -> None:
     assert labels[2] == labels[3] == labels[4]
     assert len({int(labels[0]), int(labels[2]), int(labels[5])}) == 3
     assert len(components(0, np.zeros((0, 2), dtype=np.int64))) == 0
+
+
+def _reference_components(n: int, edges: NDArray[np.int64]) -> list[int]:
+    """Labels by depth-first search from each unlabelled node in order (components numbered by lowest node)."""
+    neighbours: list[list[int]] = [[] for _ in range(n)]
+    for a, b in edges.tolist():
+        neighbours[a].append(b)
+        neighbours[b].append(a)
+    labels = [-1] * n
+    for start in range(n):
+        if labels[start] < 0:
+            label, stack = max(labels) + 1, [start]
+            labels[start] = label
+            while stack:
+                for other in neighbours[stack.pop()]:
+                    if labels[other] < 0:
+                        labels[other] = label
+                        stack.append(other)
+    return labels
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_components_match_a_plain_search(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(1, 60))
+    edges = rng.integers(0, n, (int(rng.integers(0, 2 * n)), 2)).astype(np.int64)  # repeats, loops, any order
+    assert components(n, edges).tolist() == _reference_components(n, edges)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_row_ids_rank_rows_like_numpy_unique(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    rows = rng.integers(-3, 4, (int(rng.integers(1, 80)), 4)).astype(np.int64)
+    _, expected = np.unique(rows, axis=0, return_inverse=True)
+    assert row_ids(rows).tolist() == expected.ravel().tolist()
+    assert len(row_ids(np.zeros((0, 4), dtype=np.int64))) == 0
+
+
+def test_unmatched_segments_fall_back_to_geometry() -> None:
+    # B has a vertex on the shared side that A lacks: no segment matches, yet the cells touch along 1 m.
+    a = shapely.box(0, 0, 1, 1)
+    b = shapely.Polygon([(1, 0), (2, 0), (2, 1), (1, 1), (1, 0.5)])
+    far = shapely.box(5, 5, 6, 6)
+    cells = np.array([a, b, far], dtype=object)
+    assert _touch_across(cells, np.array([0, 1, 2], dtype=np.int32))
+    assert not _touch_across(cells, np.array([0, 0, 1], dtype=np.int32))
+    edges, length = _shared_edges(cells)
+    assert edges.tolist() == [[0, 1]]
+    assert length.tolist() == pytest.approx([1.0])
 
 
 def test_carve_survives_a_broken_voronoi_cell() -> None:

@@ -12,7 +12,7 @@ import shapely
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gis.gridder import make_plan
+from gis.gridder import _union_groups, make_plan
 from gis.model import District, GridPlan, GridRules
 from gis.validate import validate_plan
 
@@ -167,6 +167,18 @@ def test_tower_is_split_by_stairwell_and_floor(tmp_path: Path) -> None:
     assert set(units["unit"]) <= {1, 2, 3, 4}
     assert units["grid_code"].nunique() >= 2
     assert validate_plan(plan, district) == []
+
+
+def test_union_groups_unions_only_the_groups_needed() -> None:
+    pieces = np.array(
+        [shapely.box(0, 0, 1, 1), shapely.box(5, 0, 6, 1), shapely.box(1, 0, 2, 1)], dtype=object
+    )
+    group = np.array([0, 1, 0], dtype=np.int64)
+    joined = _union_groups(pieces, group, np.array([True, True]))
+    assert shapely.equals(joined[0], shapely.box(0, 0, 2, 1))
+    assert joined[1] is pieces[1]
+    first_only = _union_groups(pieces, group, np.array([False, True]))
+    assert first_only[0] is pieces[0]
 
 
 def test_plan_in_geographic_crs_comes_back_in_it(tiny: District) -> None:

@@ -13,7 +13,10 @@ from numpy.typing import NDArray
 from gis.graph import AtomGraph, components
 from gis.partition import (
     BalancedBisection,
+    _connected,
+    _neighbour_csr,
     _refine,
+    _RefineState,
     _rejoin_groups,
     coarse_labels,
     coarsen,
@@ -316,6 +319,43 @@ def test_refine_chain_leaves_labels_when_no_chain_exists() -> None:
     graph = lattice(1, 4, np.array([25, 25, 25, 20], dtype=np.int64), high=MICRO[1])
     labels = np.array([0, 0, 1, 1], dtype=np.int64)
     assert _refine(graph, labels, *MICRO, passes=10, chains=True).tolist() == labels.tolist()
+
+
+@pytest.mark.parametrize(("rows", "cols", "seed"), [(6, 8, 0), (9, 9, 1), (5, 14, 2), (12, 10, 3)])
+def test_refine_skipping_settled_nodes_changes_nothing(
+    rows: int, cols: int, seed: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A node that chose to stay is not weighed again until its own or a neighbouring part changes; weighing
+    # every node every time must give the same labels.
+    graph = random_lattice(rows, cols, seed, high=MICRO[1])
+    rng = np.random.default_rng(seed)
+    labels = (np.arange(rows * cols) % cols * 4 // cols + rng.integers(0, 2, rows * cols) * 4).astype(
+        np.int64
+    )
+    labels = np.unique(labels, return_inverse=True)[1].astype(np.int64)
+    skipping = _refine(graph, labels, *MICRO, passes=10, chains=True)
+    weigh = _RefineState.best_move
+
+    def weigh_always(state: _RefineState, node: int) -> int | None:
+        state._stays.clear()
+        return weigh(state, node)
+
+    monkeypatch.setattr(_RefineState, "best_move", weigh_always)
+    assert _refine(graph, labels, *MICRO, passes=10, chains=True).tolist() == skipping.tolist()
+
+
+def test_neighbour_csr_and_connected_sides() -> None:
+    # A 2 x 3 lattice: 0 1 2 / 3 4 5.
+    graph = lattice(2, 3, np.ones(6, dtype=np.int64))
+    indptr, indices = _neighbour_csr(graph)
+    assert [sorted(indices[indptr[v] : indptr[v + 1]]) for v in range(6)] == [
+        [1, 3], [0, 2, 4], [1, 5], [0, 4], [1, 3, 5], [2, 4]
+    ]  # fmt: skip
+    csr = (indptr, indices)
+    assert _connected(csr, np.array([1, 1, 1, 0, 0, 0], dtype=bool))
+    assert not _connected(csr, np.array([1, 0, 1, 0, 0, 0], dtype=bool))
+    assert _connected(csr, np.array([0, 0, 1, 0, 0, 0], dtype=bool))
+    assert not _connected(csr, np.zeros(6, dtype=bool))
 
 
 def test_coarse_labels_keep_ids_of_the_two_passes_apart() -> None:
