@@ -112,6 +112,12 @@ def demo_district(output: Path, households: int, seed: int) -> None:
 @click.option(
     "--previous", type=click.Path(exists=True, path_type=Path), help="Earlier plan: keep its codes."
 )
+@click.option(
+    "--straighten/--no-straighten",
+    default=True,
+    show_default=True,
+    help="Pull shared grid boundaries taut between the buildings (no building changes grid).",
+)
 def grid(
     district_path: Path,
     output: Path,
@@ -121,6 +127,7 @@ def grid(
     m2_per_household: float,
     register: Path | None,
     previous: Path | None,
+    straighten: bool,
 ) -> None:
     """Cut every community of DISTRICT into grids and micro-grids and write the plan GeoPackage."""
     from gis.gridder import make_plan
@@ -128,7 +135,7 @@ def grid(
 
     grid_min, grid_max = _parse_range(grid_range, "--grid")
     micro_min, micro_max = _parse_range(micro_range, "--micro")
-    rules = GridRules(grid_min, grid_max, micro_min, micro_max, m2_per_household, seed)
+    rules = GridRules(grid_min, grid_max, micro_min, micro_max, m2_per_household, seed, straighten)
     district = read_district(district_path, rules=rules, register=register)
     old = read_plan(previous) if previous else None
     plan = make_plan(district, rules, previous=old, progress=sys.stderr.isatty())

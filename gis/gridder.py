@@ -25,6 +25,7 @@ from gis.metrics import quality_report
 from gis.model import STATUS_OK, District, GridPlan, GridRules
 from gis.notes import Level, part_status
 from gis.partition import BalancedBisection, Partitioner, merge_arealess, part_counts
+from gis.smooth import straighten_frames
 from gis.units import Atoms, split_buildings
 
 log = logging.getLogger(__name__)
@@ -252,6 +253,9 @@ def _assemble(
     units = _building_units(buildings, atoms, parts)
     grids = _dissolve(parts.cells, parts.grid, buildings.crs)
     micros = _dissolve(parts.cells, parts.micro, buildings.crs)
+    if rules.straighten_boundaries:
+        labels, footprints = (parts.grid, parts.micro), buildings.geometry.to_numpy()
+        grids, micros = straighten_frames(grids, micros, labels, parts.grid_community, footprints)
     grids, micros = _add_empty_areas(grids, micros, parts, buildings.crs)
     grid_codes, micro_codes = assign_codes(grids, micros, parts.grid_community, units, previous)
     grids = _grid_frame(grids, parts, units, grid_codes)

@@ -806,6 +806,8 @@ def _read_rules(path: Path) -> GridRules:
             micro_max=int(row["micro_max"]),
             m2_per_household=float(row["m2_per_household"]),
             seed=int(row["seed"]),
+            # plans written before boundary straightening existed have no such column: today's default
+            straighten_boundaries=bool(row.get("straighten_boundaries", GridRules.straighten_boundaries)),
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise PlanError(f"{path}: layer {RULES_LAYER}: {exc}") from exc

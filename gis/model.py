@@ -68,6 +68,8 @@ class GridRules:
         micro_max: largest households of a micro-grid, default 80.
         m2_per_household: floor area per household used where households are missing.
         seed: seed of every random choice; same input and seed give the same plan.
+        straighten_boundaries: pull shared grid and micro-grid boundaries taut between the buildings
+            (:mod:`gis.smooth`); no building changes grid.
     """
 
     grid_min: int = 300
@@ -76,6 +78,7 @@ class GridRules:
     micro_max: int = 80
     m2_per_household: float = 90.0
     seed: int = 0
+    straighten_boundaries: bool = True
 
     def __post_init__(self) -> None:
         for low, high, what in (

@@ -112,3 +112,19 @@ def test_library_error_is_one_clear_line(
     assert err.startswith("error: ")
     assert "buildings" in err
     assert not (tmp_path / "plan.gpkg").exists()
+
+
+def test_no_straighten_keeps_the_staircase_boundaries_and_the_same_assignment(
+    gridded: tuple[Path, Path], tmp_path: Path
+) -> None:
+    district, plan = gridded
+    raw = tmp_path / "raw.gpkg"
+    result = CliRunner().invoke(
+        cli, ["grid", str(district), "-o", str(raw), "--seed", "2", "--no-straighten"]
+    )
+    assert result.exit_code == 0, result.output
+    straight, stairs = read_plan(plan), read_plan(raw)
+    assert (straight.rules.straighten_boundaries, stairs.rules.straighten_boundaries) == (True, False)
+    assert stairs.grids.geometry.length.sum() > straight.grids.geometry.length.sum()
+    households = sorted(straight.grids["households"]) == sorted(stairs.grids["households"])
+    assert households and len(straight.building_units) == len(stairs.building_units)

@@ -545,7 +545,15 @@ def tiny_plan() -> GridPlan:
         crs=CRS,
     )
     report = pd.DataFrame({"community_code": [CODE_A, "overall"], "grids": [1, 1], "ok_share": [0.0, 0.0]})
-    rules = GridRules(grid_min=200, grid_max=400, micro_min=40, micro_max=90, m2_per_household=75.5, seed=7)
+    rules = GridRules(
+        grid_min=200,
+        grid_max=400,
+        micro_min=40,
+        micro_max=90,
+        m2_per_household=75.5,
+        seed=7,
+        straighten_boundaries=False,
+    )
     return GridPlan(grids, microgrids, units, report, rules)
 
 
