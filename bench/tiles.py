@@ -3,23 +3,33 @@
 Usage (from the repository root)::
 
     python -m bench.tiles [--households 250000] [--seed 1] [--tiles 60] [--workers 4] [--paints 30]
+    eval "$(bash scripts/postgres.sh)"; python -m bench.tiles      # SQLite, then PostGIS
 
 The demo district (``gis.demo.make_demo_district``) is generated, gridded and stored by
-:func:`api.demo.seed_demo` in a SQLite service (and a PostGIS one when ``SKYGRID_TEST_POSTGRES_URL`` is set;
-the benchmark uses its own ``skygrid_bench`` database next to it), served by uvicorn on loopback in a thread
-and driven with httpx clients, ``--workers`` requests at a time, with a planner's bearer token:
+:func:`api.demo.seed_demo` in a SQLite database (and a PostGIS one when ``SKYGRID_TEST_POSTGRES_URL`` is set;
+the benchmark uses its own ``skygrid_bench`` database next to it), then served as a user serves it:
+``skygrid serve --db URL --data-dir D --port P`` in a process of its own (its own interpreter and GIL, the
+app's start-up and garbage-collector settings), stopped at the end whatever happens. httpx clients drive it,
+``--workers`` requests at a time, with a planner's bearer token:
 
-- **plan tiles** ``/api/v1/tiles/plans/P/versions/N/{z}/{x}/{y}.mvt`` (buildings, grids, micro-grids,
-  communities) at z14, z15 and z16 over tiles drawn at random (seeded) from those covering the district:
+- **plan tiles** ``/api/v1/tiles/plans/P/versions/N/{z}/{x}/{y}.mvt?rev=R`` (buildings, grids, micro-grids,
+  communities; the URL of the version's TileJSON, as the pages ask) at z14, z15 and z16 over tiles drawn at
+  random (seeded) from those covering the district:
   *first* (the request that prepares the version's source), *cold* (source ready, tile not cached), *warm*
   (cached);
 - **paint round-trip**: POST ``…/moves`` of one whole building into a micro-grid of a neighbouring grid of its
   community and back, timed from request to the response carrying the updated tallies (when the moves
   response does not carry tallies, the GET of the two grids is added and the table says so); and
   *paint → fresh tile*: the moves plus the next tile at the new revision (the source is rebuilt);
+- **CPU in process**: the same cold tiles on a fresh tile service in this process, in thread CPU time;
 - **naive peer**, in the same run on the same database: per tile, a fresh query of the whole layers into
   GeoDataFrames, a scan without index and ``mapbox_vector_tile.encode``, no cache (in process, so it pays
-  no HTTP or auth); on PostGIS also ``ST_AsMVT`` (one SQL query per tile, GiST index, no cache).
+  no HTTP or auth); on PostGIS also ``ST_AsMVT`` (one SQL query per tile for the same four layers and
+  properties through the GiST indexes, no cache).
+
+Wall-clock latencies include waiting for a core: on a shared machine they move with its load. The *srv CPU*
+column (the server process's CPU milliseconds per request, from psutil) and the in-process rows do not, so
+compare those between runs.
 
 Targets: tile p95 < 50 ms at z14–z16; paint round-trip p95 < 150 ms.
 """
@@ -27,16 +37,18 @@ Targets: tile p95 < 50 ms at z14–z16; paint round-trip p95 < 150 ms.
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import socket
+import subprocess
+import sys
 import tempfile
-import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -45,17 +57,14 @@ import httpx
 import mapbox_vector_tile
 import mercantile
 import numpy as np
+import psutil
 import shapely
-import uvicorn
-from pydantic import SecretStr
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from api.app import create_app
 from api.db import Database, open_database, upgrade
 from api.demo import DEMO_PASSWORD, DemoService, seed_demo
 from api.security import Principal
-from api.settings import Settings
 from api.tiles_service import PLAN_SPECS, TileAddress, TileService, district_frames, plan_frames, plan_ref
 from tiles.mvt import TILE_EXTENT
 
@@ -73,21 +82,32 @@ class Served:
     demo: DemoService
     database: Database
     headers: dict[str, str]
+    process: psutil.Process
+
+    def cpu_s(self) -> float:
+        """CPU seconds the server process has used so far (user + system)."""
+        times = self.process.cpu_times()
+        return float(times.user + times.system)
 
 
 @dataclass(frozen=True)
 class Result:
-    """One row of the results table: latencies in milliseconds and bytes per response."""
+    """One row of the results table: latencies in milliseconds, bytes per response and, for rows sent to the
+    server, the server process's CPU milliseconds per request (what a request costs, whatever else the
+    machine is doing)."""
 
     label: str
     ms: list[float]
     size: int = 0
+    server_cpu_ms: float | None = None
 
     def line(self) -> str:
         p50, p95 = np.percentile(self.ms, [50, 95])
         kib = self.size / len(self.ms) / 1024
+        cpu = "" if self.server_cpu_ms is None else f"{self.server_cpu_ms:>9.1f}"
         return (
-            f"  {self.label:<44} {len(self.ms):>5} {p50:>8.1f} {p95:>8.1f} {max(self.ms):>8.1f} {kib:>8.1f}"
+            f"  {self.label:<50} {len(self.ms):>5} {p50:>8.1f} {p95:>8.1f} {max(self.ms):>8.1f} {kib:>8.1f}"
+            + cpu
         )
 
     @property
@@ -103,28 +123,53 @@ def _free_port() -> int:
 
 @contextmanager
 def serve(database: Database, data_dir: Path, households: int, seed: int) -> Iterator[Served]:
-    """Seed the demo into ``database`` and serve it on loopback until the block ends."""
+    """Seed the demo into ``database`` here, then serve it as a user does (``skygrid serve`` in its own
+    process, so the server has its own interpreter and GIL) until the block ends; the server is stopped
+    whatever happens in the block."""
     start = time.perf_counter()
     demo = seed_demo(database, data_dir / "demo", households=households, seed=seed)
     print(f"  seeded {households:,} households on {database.backend} in {time.perf_counter() - start:.0f} s")
-    settings = Settings(data_dir=data_dir, jwt_secret=SecretStr("bench-" + "x" * 40), rate_limit_per_minute=0)
     port = _free_port()
-    config = uvicorn.Config(create_app(settings, database), host="127.0.0.1", port=port, log_level="warning")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.05)
+    command = [str(Path(sys.executable).with_name("skygrid")), "serve", "--db", database.url]
+    command += ["--data-dir", str(data_dir / "service"), "--port", str(port)]
+    env = {**os.environ, "SKYGRID_RATE_LIMIT_PER_MINUTE": "0"}  # one client address sends it all
+    log = data_dir / "server.log"
+    with log.open("wb") as out:
+        server = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env)
+        try:
+            url = _wait_ready(server, port, log)
+            token = httpx.post(
+                f"{url}/api/v1/auth/token", data={"username": "planner", "password": DEMO_PASSWORD}
+            )
+            token.raise_for_status()
+            headers = {"Authorization": f"Bearer {token.json()['access_token']}"}
+            yield Served(url, demo, database, headers, psutil.Process(server.pid))
+        finally:
+            _stop(server)
+
+
+def _wait_ready(server: subprocess.Popen[bytes], port: int, log: Path, timeout_s: float = 180) -> str:
+    """The server's URL once it answers; raises with its log when it exits or stays silent."""
     url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline and server.poll() is None:
+        try:
+            if httpx.get(f"{url}/api/v1/web/config", timeout=2).status_code == 200:
+                return url
+        except httpx.TransportError:
+            time.sleep(0.2)
+    tail = log.read_text(errors="replace")[-2000:]
+    raise RuntimeError(f"skygrid serve did not start (exit code {server.poll()}):\n{tail}")
+
+
+def _stop(server: subprocess.Popen[bytes]) -> None:
+    """SIGTERM (uvicorn shuts down cleanly), then kill when it has not ended within 20 s."""
+    server.terminate()
     try:
-        token = httpx.post(
-            f"{url}/api/v1/auth/token", data={"username": "planner", "password": DEMO_PASSWORD}
-        )
-        token.raise_for_status()
-        yield Served(url, demo, database, {"Authorization": f"Bearer {token.json()['access_token']}"})
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
+        server.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        server.kill()
+        server.wait()
 
 
 def sample_tiles(bounds: list[float], zoom: int, count: int, seed: int) -> list[mercantile.Tile]:
@@ -150,22 +195,29 @@ def fetch_all(served: Served, paths: list[str], workers: int) -> Result:
         return out
 
     chunks = [paths[i::workers] for i in range(workers)]
+    cpu_s = served.cpu_s()
     with ThreadPoolExecutor(workers) as pool:
         timings = [t for part in pool.map(fetch, chunks) for t in part]
-    return Result("", [t for t, _ in timings], sum(size for _, size in timings))
+    server_ms = (served.cpu_s() - cpu_s) * 1e3 / len(paths)
+    return Result("", [t for t, _ in timings], sum(size for _, size in timings), server_ms)
+
+
+def tile_url(template: str, tile: mercantile.Tile) -> str:
+    """A tile's URL from a TileJSON template (which names the current revision, as the pages use it)."""
+    return template.replace("{z}", str(tile.z)).replace("{x}", str(tile.x)).replace("{y}", str(tile.y))
 
 
 def tile_rows(
-    served: Served, base: str, tiles: dict[int, list[mercantile.Tile]], workers: int
+    served: Served, template: str, tiles: dict[int, list[mercantile.Tile]], workers: int
 ) -> list[Result]:
     """First request (source preparation), then cold and warm passes per zoom."""
-    first = fetch_all(served, [f"{base}/{tiles[14][0].z}/{tiles[14][0].x}/{tiles[14][0].y}.mvt"], 1)
-    rows = [Result("first tile of a version (builds the source)", first.ms, first.size)]
+    first = fetch_all(served, [tile_url(template, tiles[14][0])], 1)
+    rows = [replace(first, label="first tile of a version (builds the source)")]
     for zoom, chosen in tiles.items():
-        paths = [f"{base}/{t.z}/{t.x}/{t.y}.mvt" for t in chosen]
+        paths = [tile_url(template, tile) for tile in chosen]
         for label in ("cold", "warm (cached)"):
             result = fetch_all(served, paths, workers)
-            rows.append(Result(f"z{zoom} SkyGrid {label}, {workers} at a time", result.ms, result.size))
+            rows.append(replace(result, label=f"z{zoom} SkyGrid {label}, {workers} at a time"))
     return rows
 
 
@@ -224,13 +276,14 @@ def paint_rows(served: Served, paints: int, tile: mercantile.Tile) -> list[Resul
     number = new_draft(served)
     plan = f"/api/v1/plans/{served.demo.plan_id}/versions/{number}"
     tiles = f"/api/v1/tiles/plans/{served.demo.plan_id}/versions/{number}"
-    round_trip, with_tile = [], []
+    round_trip, with_tile, cpu_s = [], [], [0.0, 0.0]
     with httpx.Client(base_url=served.url, headers=served.headers, timeout=60) as client:
         home, away = paint_pair(client, plan)
         revision = int(client.get(plan).json()["revision"])
         client.get(f"{tiles}/{tile.z}/{tile.x}/{tile.y}.mvt")  # the draft's source exists before painting
         tallied = True
         for i in range(paints):
+            before = served.cpu_s()
             start = time.perf_counter()
             targets = {unit: away for unit in home} if i % 2 == 0 else home
             body = move(client, plan, targets, revision)
@@ -240,13 +293,16 @@ def paint_rows(served: Served, paints: int, tile: mercantile.Tile) -> list[Resul
                 for code in {*(m[:15] for m in home.values()), away[:15]}:
                     client.get(f"{plan}/grids/{code}").raise_for_status()
             round_trip.append((time.perf_counter() - start) * 1e3)
+            middle = served.cpu_s()
             response = client.get(f"{tiles}/{tile.z}/{tile.x}/{tile.y}.mvt", params={"rev": revision})
             assert response.status_code in (200, 204)
             with_tile.append((time.perf_counter() - start) * 1e3)
+            cpu_s[0] += middle - before
+            cpu_s[1] += served.cpu_s() - before
     how = "response with tallies" if tallied else "moves + GET of both grids (no tallies in response)"
     return [
-        Result(f"paint round-trip ({len(home)} units): {how}", round_trip),
-        Result("paint → next tile at the new revision", with_tile),
+        Result(f"paint round-trip ({len(home)} units): {how}", round_trip, 0, cpu_s[0] * 1e3 / paints),
+        Result("paint → next tile at the new revision", with_tile, 0, cpu_s[1] * 1e3 / paints),
     ]
 
 
@@ -302,35 +358,46 @@ def _naive_layer(
 
 
 _ST_ASMVT = """
-WITH env AS (SELECT ST_TileEnvelope(:z, :x, :y) AS m, ST_Transform(ST_TileEnvelope(:z, :x, :y), 4326) AS d),
-main AS (
-  SELECT DISTINCT ON (building_id) building_id, grid_code, microgrid_code
-  FROM building_units WHERE version_id = :v ORDER BY building_id, households DESC, id
+WITH env AS (
+  SELECT ST_TileEnvelope(:z, :x, :y) AS m,
+         ST_Transform(ST_TileEnvelope(:z, :x, :y, margin => 64.0 / 4096), 4326) AS d,
+         (ST_XMax(ST_TileEnvelope(:z, :x, :y)) - ST_XMin(ST_TileEnvelope(:z, :x, :y))) / 4096 AS unit
 ),
 b AS (
-  SELECT bu.id, bu.building_id, bu.households, bu.floors, main.grid_code, main.microgrid_code, bu.community_code,
+  SELECT bu.id, bu.building_id, bu.households, bu.floors, u.grid_code, u.microgrid_code, bu.community_code,
          ST_AsMVTGeom(ST_Transform(bu.geom, 3857), env.m, 4096, 64, true) AS geom
-  FROM buildings bu JOIN env ON bu.geom && env.d LEFT JOIN main ON main.building_id = bu.building_id
-  WHERE bu.district_id = :district AND :z >= 13
+  FROM env, buildings bu
+  LEFT JOIN LATERAL (
+    SELECT grid_code, microgrid_code FROM building_units
+    WHERE version_id = :v AND building_id = bu.building_id ORDER BY households DESC, id LIMIT 1
+  ) u ON true
+  WHERE bu.district_id = :district AND bu.geom && env.d AND :z >= 13
 ),
 g AS (
-  SELECT grid_code, community_code, households, status, locked,
-         ST_AsMVTGeom(ST_Transform(grids.geom, 3857), env.m, 4096, 64, true) AS geom
-  FROM grids JOIN env ON grids.geom && env.d WHERE grids.version_id = :v
+  SELECT grids.id, grid_code, community_code, households, status, locked,
+         ST_AsMVTGeom(ST_Simplify(ST_Transform(grids.geom, 3857), env.unit), env.m, 4096, 64, true) AS geom
+  FROM env, grids WHERE grids.version_id = :v AND grids.geom && env.d
 ),
 mg AS (
-  SELECT microgrid_code, grid_code, households, status,
-         ST_AsMVTGeom(ST_Transform(microgrids.geom, 3857), env.m, 4096, 64, true) AS geom
-  FROM microgrids JOIN env ON microgrids.geom && env.d WHERE microgrids.version_id = :v AND :z >= 12
+  SELECT microgrids.id, microgrid_code, grid_code, households, status,
+         ST_AsMVTGeom(ST_Simplify(ST_Transform(microgrids.geom, 3857), env.unit), env.m, 4096, 64, true) AS geom
+  FROM env, microgrids WHERE microgrids.version_id = :v AND microgrids.geom && env.d AND :z >= 12
+),
+c AS (
+  SELECT communities.id, code AS community_code, name,
+         ST_AsMVTGeom(ST_Simplify(ST_Transform(communities.geom, 3857), env.unit), env.m, 4096, 64, true) AS geom
+  FROM env, communities WHERE communities.district_id = :district AND communities.geom && env.d
 )
-SELECT (SELECT ST_AsMVT(b.*, 'buildings', 4096, 'geom', 'id') FROM b)
-    || (SELECT ST_AsMVT(g.*, 'grids', 4096, 'geom') FROM g)
-    || (SELECT ST_AsMVT(mg.*, 'microgrids', 4096, 'geom') FROM mg)
+SELECT (SELECT ST_AsMVT(b.*, 'buildings', 4096, 'geom', 'id') FROM b WHERE geom IS NOT NULL)
+    || (SELECT ST_AsMVT(g.*, 'grids', 4096, 'geom', 'id') FROM g WHERE geom IS NOT NULL)
+    || (SELECT ST_AsMVT(mg.*, 'microgrids', 4096, 'geom', 'id') FROM mg WHERE geom IS NOT NULL)
+    || (SELECT ST_AsMVT(c.*, 'communities', 4096, 'geom', 'id') FROM c WHERE geom IS NOT NULL)
 """
 
 
 def st_asmvt_tile(database: Database, district_id: int, version_id: int, tile: mercantile.Tile) -> bytes:
-    """PostGIS ``ST_AsMVT``: one query per tile through the GiST index, no cache."""
+    """PostGIS ``ST_AsMVT``: one query per tile through the GiST indexes (the same four layers and
+    properties, each building's largest unit looked up by index, the same simplification), no cache."""
     params = {"z": tile.z, "x": tile.x, "y": tile.y, "v": version_id, "district": district_id}
     with database.read() as session:
         data = session.execute(text(_ST_ASMVT), params).scalar()
@@ -338,7 +405,8 @@ def st_asmvt_tile(database: Database, district_id: int, version_id: int, tile: m
 
 
 def peer_rows(served: Served, tiles: dict[int, list[mercantile.Tile]], count: int) -> list[Result]:
-    """The naive peer (and ST_AsMVT on PostGIS) on the first ``count`` tiles of each zoom, in process."""
+    """The naive peer (and ST_AsMVT on PostGIS) on ``count`` tiles of each zoom spread over the sample, in
+    process."""
     with served.database.read() as session:
         version_id = session.execute(
             text("SELECT id FROM plan_versions WHERE plan_id = :p AND number = :n"),
@@ -353,7 +421,7 @@ def peer_rows(served: Served, tiles: dict[int, list[mercantile.Tile]], count: in
     for label, render in peers:
         for zoom, chosen in tiles.items():
             ms, size = [], 0
-            for tile in chosen[:count]:
+            for tile in chosen[:: max(1, len(chosen) // count)][:count]:
                 start = time.perf_counter()
                 size += len(render(served.demo.district_id, version_id, tile))
                 ms.append((time.perf_counter() - start) * 1e3)
@@ -366,10 +434,11 @@ def peer_rows(served: Served, tiles: dict[int, list[mercantile.Tile]], count: in
 
 def bench(served: Served, args: argparse.Namespace) -> list[Result]:
     """Every measurement on one served backend."""
+    gc.freeze()  # as the service does once started (api.app), so tiles made here pay no full collections
     base = f"/api/v1/tiles/plans/{served.demo.plan_id}/versions/{served.demo.version}"
-    bounds = httpx.get(f"{served.url}{base}.json", headers=served.headers).json()["bounds"]
-    tiles = {zoom: sample_tiles(bounds, zoom, args.tiles, args.seed) for zoom in ZOOMS}
-    rows = tile_rows(served, base, tiles, args.workers)
+    tilejson = httpx.get(f"{served.url}{base}.json", headers=served.headers).json()
+    tiles = {zoom: sample_tiles(tilejson["bounds"], zoom, args.tiles, args.seed) for zoom in ZOOMS}
+    rows = tile_rows(served, tilejson["tiles"][0], tiles, args.workers)
     rows += cpu_rows(served, tiles)
     rows += paint_rows(served, args.paints, tiles[15][len(tiles[15]) // 2])
     rows += peer_rows(served, tiles, args.peer_tiles)
@@ -379,17 +448,25 @@ def bench(served: Served, args: argparse.Namespace) -> list[Result]:
 def report(backend: str, rows: list[Result]) -> None:
     """Print the table and the verdicts against the targets."""
     print(f"\n{backend}")
-    print(f"  {'measurement':<44} {'n':>5} {'p50 ms':>8} {'p95 ms':>8} {'max ms':>8} {'KiB':>8}")
+    print(
+        f"  {'measurement':<50} {'n':>5} {'p50 ms':>8} {'p95 ms':>8} {'max ms':>8} {'KiB':>8} {'srv CPU':>8}"
+    )
     for row in rows:
         print(row.line())
     cold = [r for r in rows if "SkyGrid cold," in r.label and "CPU" not in r.label]
     worst = max(r.p95 for r in cold)
+    server = max(r.server_cpu_ms or 0.0 for r in cold)
     cpu = max(r.p95 for r in rows if "SkyGrid cold, CPU" in r.label)
     paint = next(r for r in rows if r.label.startswith("paint round-trip"))
     verdict = "meets" if worst < TILE_TARGET_MS else "MISSES"
-    print(f"  tiles z14–z16 cold p95 ≤ {worst:.1f} ms over HTTP: {verdict} < 50 ms (CPU p95 ≤ {cpu:.1f} ms)")
     print(
-        f"  paint round-trip p95 {paint.p95:.1f} ms: {'meets' if paint.p95 < PAINT_TARGET_MS else 'MISSES'} < 150 ms"
+        f"  tiles z14–z16 cold p95 ≤ {worst:.1f} ms over HTTP: {verdict} < 50 ms "
+        f"(server CPU ≤ {server:.1f} ms a tile; in process p95 ≤ {cpu:.1f} ms)"
+    )
+    verdict = "meets" if paint.p95 < PAINT_TARGET_MS else "MISSES"
+    print(
+        f"  paint round-trip p95 {paint.p95:.1f} ms: {verdict} < 150 ms "
+        f"(server CPU {paint.server_cpu_ms or 0.0:.1f} ms a stroke)"
     )
 
 

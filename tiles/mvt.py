@@ -1,8 +1,10 @@
 """Mapbox Vector Tiles of a district and its plan: buildings, grids, micro-grids, zones and flags.
 
-:class:`VectorTileSource` projects every layer to Web Mercator once, indexes it with an STRtree and
-simplifies detailed layers (grids, micro-grids, green space) once per zoom; a tile then costs one index
-query per layer, a vectorised clip and transform in GEOS, and the numpy encoder of :mod:`tiles.mvt_encode`.
+:class:`VectorTileSource` projects every layer to Web Mercator once (a :class:`LayerGeometry`, which
+sources with the same geometries share), indexes it with an STRtree, encodes its property values once and
+simplifies each feature of a detailed layer (grids, micro-grids, green space) once per zoom, when a tile first
+needs it; a tile then costs one index query per layer, a vectorised clip and transform in GEOS, and the
+numpy encoder of :mod:`tiles.mvt_encode`.
 Coordinates are WGS-84 in storage; tiles are EPSG:3857 as every web map expects.
 
 Example:
@@ -22,7 +24,6 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any
 
 import geopandas as gpd
 import mercantile
@@ -33,11 +34,12 @@ import shapely
 
 from gis.model import District, GridPlan
 from tiles.errors import TileLayerError, TileOutsideBoundsError
-from tiles.mvt_encode import EncodedLayer, encode_layer, encode_tile, encode_values
+from tiles.mvt_encode import EncodedLayer, Properties, encode_layer, encode_tile
 
 __all__ = [
     "DEFAULT_LAYER_SPECS",
     "TILE_EXTENT",
+    "LayerGeometry",
     "LayerSpec",
     "VectorTileSource",
     "buildings_with_codes",
@@ -89,18 +91,59 @@ DEFAULT_LAYER_SPECS: Mapping[str, LayerSpec] = {
 
 
 @dataclass(frozen=True, eq=False)
-class _Layer:
-    """One layer projected to Web Mercator, with its index and its property columns as encoded MVT values."""
+class LayerGeometry:
+    """A layer's geometries in Web Mercator with their index: the costly part of preparing a layer, which
+    sources whose layers have the same geometries share (a district's buildings under every revision of a
+    plan: only their grid codes change). Build with :meth:`of`.
 
-    name: str
+    Attributes:
+        spec: the spec it was made for (its simplification and zooms).
+        present: which rows of the input have a geometry (rows without one are never drawn).
+        geometries: the present geometries, projected.
+        tree: their index.
+        vertex_counts: vertices per geometry.
+        level_zooms: zooms at which every geometry is simplified once, on first use, and kept (detailed
+            layers only): neighbouring tiles then share the simplified edge and no tile pays twice.
+        levels: zoom → each geometry simplified for it (None until a tile needs it).
+    """
+
     spec: LayerSpec
+    present: npt.NDArray[np.bool_]
     geometries: npt.NDArray[np.object_]
     tree: shapely.STRtree
-    columns: dict[str, npt.NDArray[np.object_]]
-    source_rows: npt.NDArray[np.int64]  # feature id - 1 of each geometry (its frame row, or its id column)
     vertex_counts: npt.NDArray[np.int_]
-    level_zooms: frozenset[int]  # zooms simplified as a whole layer (detailed layers only)
-    levels: dict[int, npt.NDArray[np.object_]]  # zoom → the layer simplified for it, made on first use
+    level_zooms: frozenset[int]
+    levels: dict[int, npt.NDArray[np.object_]]
+
+    @classmethod
+    def of(cls, name: str, frame: gpd.GeoDataFrame, spec: LayerSpec) -> LayerGeometry:
+        """Project and index the geometry of layer ``name`` (any CRS).
+
+        Raises:
+            TileLayerError: the frame has no CRS.
+        """
+        if frame.crs is None:
+            raise TileLayerError(f"layer {name}: the frame has no CRS; set one (SkyGrid stores EPSG:4326)")
+        projected = frame.geometry.to_crs(WEB_MERCATOR).to_numpy()
+        present = ~(shapely.is_missing(projected) | shapely.is_empty(projected))
+        geometries = projected[present]
+        vertex_counts = shapely.get_num_coordinates(geometries)
+        zooms = _level_zooms(vertex_counts, spec)
+        return cls(spec, present, geometries, shapely.STRtree(geometries), vertex_counts, zooms, {})
+
+
+@dataclass(frozen=True, eq=False)
+class _Layer:
+    """One layer: its geometry and the properties of its features."""
+
+    name: str
+    shape: LayerGeometry
+    properties: Properties
+    source_rows: npt.NDArray[np.int64]  # feature id - 1 of each geometry (its frame row, or its id column)
+
+    @property
+    def spec(self) -> LayerSpec:
+        return self.shape.spec
 
 
 @dataclass(frozen=True, eq=False)
@@ -125,17 +168,24 @@ class VectorTileSource:
         frames: Mapping[str, gpd.GeoDataFrame],
         specs: Mapping[str, LayerSpec] | None = None,
         *,
+        geometries: Mapping[str, LayerGeometry] | None = None,
         extent: int = TILE_EXTENT,
         buffer: int = DEFAULT_BUFFER,
     ) -> VectorTileSource:
         """Project and index each frame (layer name → frame, in any CRS); ``specs`` default to the defaults.
 
+        ``geometries`` gives layers whose geometry is already prepared (made by :meth:`LayerGeometry.of`
+        from the same rows, in the same order): only their properties are read from the frame.
+
         Raises:
-            TileLayerError: a frame has no CRS, or lacks a property column its spec names.
+            TileLayerError: a frame has no CRS, lacks a property column its spec names, or does not match
+                the prepared geometry given for it.
         """
         specs = DEFAULT_LAYER_SPECS if specs is None else specs
+        prepared = geometries or {}
         layers = tuple(
-            _prepare_layer(name, frame, specs.get(name, LayerSpec())) for name, frame in frames.items()
+            _prepare_layer(name, frame, specs.get(name, LayerSpec()), prepared.get(name))
+            for name, frame in frames.items()
         )
         return cls(layers, extent, buffer)
 
@@ -180,44 +230,51 @@ class VectorTileSource:
 
     def _encode(
         self, layer: _Layer, bounds: tuple[float, float, float, float], z: int
-    ) -> tuple[EncodedLayer, dict[str, npt.NDArray[np.object_]]]:
+    ) -> tuple[EncodedLayer, Properties]:
         """Select by the index, clip with the buffer, simplify, move to integer tile units and encode."""
         minx, miny, maxx, maxy = bounds
         scale = self.extent / (maxx - minx)
         pad = self.buffer / scale
-        hits = np.sort(layer.tree.query(shapely.box(minx - pad, miny - pad, maxx + pad, maxy + pad)))
+        hits = np.sort(layer.shape.tree.query(shapely.box(minx - pad, miny - pad, maxx + pad, maxy + pad)))
         if len(hits) == 0:
-            return encode_layer(layer.name, layer.geometries[:0]), {}
-        shapes = _simplified(layer, hits, z, scale)
+            return encode_layer(layer.name, layer.shape.geometries[:0]), layer.properties.take(hits)
+        shapes = _simplified(layer.shape, hits, z, scale)
         shapes = shapely.clip_by_rect(shapes, minx - pad, miny - pad, maxx + pad, maxy + pad)
         local = _to_tile_units(shapes, minx, maxy, scale)
         encoded = encode_layer(layer.name, local)
         rows = hits[encoded.rows]
-        columns = {name: values[rows] for name, values in layer.columns.items()}
-        return replace(encoded, rows=layer.source_rows[rows]), columns
+        return replace(encoded, rows=layer.source_rows[rows]), layer.properties.take(rows)
 
 
-def _simplified(layer: _Layer, hits: npt.NDArray[np.intp], z: int, scale: float) -> npt.NDArray[np.object_]:
-    """The selected geometries simplified for zoom ``z``: the whole-layer level (made on the zoom's first
-    tile, so a new source costs nothing for zooms nobody asks for), else simplified now.
+def _simplified(
+    shape: LayerGeometry, hits: npt.NDArray[np.intp], z: int, scale: float
+) -> npt.NDArray[np.object_]:
+    """The selected geometries simplified for zoom ``z``: at a level zoom each is simplified once, the
+    first time a tile needs it, and kept (a zoom's first tile pays for its own features only, not for the
+    whole layer); at other zooms they are simplified now.
 
-    Geometries of few vertices (footprints, parking bays) are left as they are: simplifying them costs time
-    and saves nothing.
+    Geometries of few vertices (footprints, parking bays) are left as they are at other zooms: simplifying
+    them costs time and saves nothing.
     """
-    if z in layer.level_zooms:
-        level = layer.levels.get(z)
-        if level is None:  # two threads may both make it: the same result, the dict keeps one
-            level = layer.levels.setdefault(z, _level(layer.geometries, layer.spec, z))
-        return level[hits]
-    shapes = layer.geometries[hits]
-    if layer.spec.simplify <= 0:
+    spec = shape.spec
+    if z in shape.level_zooms:
+        level = shape.levels.get(z)
+        if level is None:  # two threads may both make it: the dict keeps one
+            level = shape.levels.setdefault(z, np.full(len(shape.geometries), None, dtype=object))
+        todo = hits[shapely.is_missing(level[hits])]
+        if len(todo):  # two threads may both fill an entry: with the same geometry
+            level[todo] = shapely.simplify(
+                shape.geometries[todo], _level_tolerance(spec, z), preserve_topology=False
+            )
+        result: npt.NDArray[np.object_] = level[hits]
+        return result
+    shapes = shape.geometries[hits]
+    if spec.simplify <= 0:
         return shapes
-    complex_ = layer.vertex_counts[hits] > _SIMPLE_VERTICES
+    complex_ = shape.vertex_counts[hits] > _SIMPLE_VERTICES
     if complex_.any():
         shapes = shapes.copy()
-        shapes[complex_] = shapely.simplify(
-            shapes[complex_], layer.spec.simplify / scale, preserve_topology=False
-        )
+        shapes[complex_] = shapely.simplify(shapes[complex_], spec.simplify / scale, preserve_topology=False)
     return shapes
 
 
@@ -232,26 +289,26 @@ def check_tile(z: int, x: int, y: int) -> None:
         )
 
 
-def _prepare_layer(name: str, frame: gpd.GeoDataFrame, spec: LayerSpec) -> _Layer:
-    if frame.crs is None:
-        raise TileLayerError(f"layer {name}: the frame has no CRS; set one (SkyGrid stores EPSG:4326)")
+def _prepare_layer(
+    name: str, frame: gpd.GeoDataFrame, spec: LayerSpec, shape: LayerGeometry | None
+) -> _Layer:
     wanted = (*spec.properties, *([spec.id_column] if spec.id_column else []))
     missing = [column for column in wanted if column not in frame.columns]
     if missing:
         raise TileLayerError(
             f"layer {name}: property column(s) {', '.join(missing)} missing; has {list(frame.columns)}"
         )
-    projected = frame.geometry.to_crs(WEB_MERCATOR).to_numpy()
-    present = ~(shapely.is_missing(projected) | shapely.is_empty(projected))
-    geometries = projected[present]
-    columns = {
-        column: encode_values(_plain_values(frame[column].to_numpy()[present])) for column in spec.properties
-    }
-    source_rows = _feature_ids(name, frame, spec, present) - 1
-    vertex_counts = shapely.get_num_coordinates(geometries)
-    tree = shapely.STRtree(geometries)
-    zooms = _level_zooms(vertex_counts, spec)
-    return _Layer(name, spec, geometries, tree, columns, source_rows, vertex_counts, zooms, {})
+    if shape is None:
+        shape = LayerGeometry.of(name, frame, spec)
+    elif shape.spec != spec or len(shape.present) != len(frame):
+        raise TileLayerError(
+            f"layer {name}: the prepared geometry was made from {len(shape.present)} rows with {shape.spec}, "
+            f"not from these {len(frame)} rows with {spec}"
+        )
+    present = shape.present
+    columns = {column: frame[column].to_numpy()[present] for column in spec.properties}
+    properties = Properties.from_columns(columns, int(present.sum()))
+    return _Layer(name, shape, properties, _feature_ids(name, frame, spec, present) - 1)
 
 
 def _feature_ids(
@@ -278,32 +335,10 @@ def _level_zooms(vertex_counts: npt.NDArray[np.int_], spec: LayerSpec) -> frozen
     return frozenset(range(max(spec.min_zoom, _LEVEL_ZOOMS[0]), _LEVEL_ZOOMS[1] + 1))
 
 
-def _level(geometries: npt.NDArray[np.object_], spec: LayerSpec, z: int) -> npt.NDArray[np.object_]:
+def _level_tolerance(spec: LayerSpec, z: int) -> float:
+    """The simplification tolerance of a level zoom in Web Mercator metres."""
     world_m = 2 * math.pi * 6378137.0
-    level: npt.NDArray[np.object_] = shapely.simplify(
-        geometries, spec.simplify * world_m / (2**z * TILE_EXTENT), preserve_topology=False
-    )
-    return level
-
-
-def _plain_values(values: npt.NDArray[Any]) -> npt.NDArray[np.object_]:
-    """Column values as Python scalars an MVT can hold (str, int, float, bool); missing values become None."""
-    out = np.empty(len(values), dtype=object)
-    for i, value in enumerate(values):
-        out[i] = _plain(value)
-    return out
-
-
-def _plain(value: object) -> object:
-    if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
-        return None
-    if isinstance(value, np.bool_ | bool):
-        return bool(value)
-    if isinstance(value, np.integer | int):
-        return int(value)
-    if isinstance(value, np.floating | float):
-        return float(value)
-    return str(value)
+    return spec.simplify * world_m / (2.0**z * TILE_EXTENT)
 
 
 def _to_tile_units(

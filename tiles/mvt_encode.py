@@ -3,22 +3,25 @@
 ``mapbox_vector_tile.encode`` walks every vertex and builds every feature in Python; this module builds the
 MVT command streams (MoveTo/LineTo/ClosePath with zig-zag deltas, spec 2.1 §4.3) and the protobuf
 messages (varints, packed fields) for a whole layer at once with numpy, so a tile's cost grows with its
-vertices in C, not with its features in Python. Tiles it writes decode with any MVT reader,
-``mapbox_vector_tile.decode`` included.
+vertices in C, not with its features in Python. Property values are encoded once, when a layer is prepared
+(:class:`Properties`); a tile picks its value table with integer operations. Tiles it writes decode with any
+MVT reader, ``mapbox_vector_tile.decode`` included.
 """
 
 from __future__ import annotations
 
+import math
 import struct
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
 import shapely
 
-__all__ = ["EncodedLayer", "encode_layer", "encode_tile", "encode_values"]
+__all__ = ["EncodedLayer", "Properties", "encode_layer", "encode_tile"]
 
 IntArray = npt.NDArray[np.int64]
 ObjectArray = npt.NDArray[np.object_]
@@ -26,6 +29,7 @@ ObjectArray = npt.NDArray[np.object_]
 _MOVE_TO, _LINE_TO, _CLOSE_PATH = 1, 2, 7
 _POINT, _LINE, _POLYGON = 1, 2, 3
 _PROTO_LAYER_VERSION = 2
+_ONE_BYTE = tuple(bytes((value,)) for value in range(0x80))
 
 
 @dataclass(frozen=True)
@@ -224,65 +228,121 @@ def _merge(name: str, pieces: list[_Streams]) -> EncodedLayer:
     )
 
 
-def encode_values(values: ObjectArray) -> ObjectArray:
-    """Encode property values once (e.g. when a layer is prepared): each becomes its MVT ``value`` message.
+@dataclass(frozen=True)
+class Properties:
+    """Feature properties as indices into one table of values encoded once (when a layer is prepared), so
+    that a tile's value table is made with integer operations rather than by hashing values per tile.
 
-    str, int (any sign), float and bool are kept with their type; None stays None (no property). Equal
-    bytes mean equal value and type, so :func:`encode_tile` builds a layer's value table by comparing bytes.
+    Build with :meth:`from_columns`; :meth:`take` selects the features of a tile.
+
+    Attributes:
+        keys: the property names.
+        codes: features × keys: each feature's value as an index into ``values``; -1 = no such property.
+        values: each distinct value once, as its MVT ``value`` message; equal bytes mean equal value and type.
     """
-    out = np.empty(len(values), dtype=object)
-    seen: dict[tuple[type, object], bytes] = {}  # columns repeat values (codes, statuses): encode each once
-    encoded: list[bytes | None] = []
-    for value in values:
-        if value is None:
-            encoded.append(None)
-            continue
-        key = (type(value), value)  # the type keeps True apart from 1
-        data = seen.get(key)
-        if data is None:
-            data = seen[key] = _field_bytes(4, _value_bytes(value))
-        encoded.append(data)
-    out[:] = encoded
-    return out
+
+    keys: tuple[str, ...]
+    codes: IntArray
+    values: ObjectArray
+
+    @classmethod
+    def from_columns(cls, columns: Mapping[str, npt.ArrayLike], n: int) -> Properties:
+        """The properties of ``n`` features from columns of values (str, int of any sign, float, bool, and
+        their numpy kinds, each kept with its type; None, NaN and pandas NA mean no property).
+
+        Raises:
+            ValueError: a column does not hold ``n`` values.
+        """
+        table: dict[tuple[type, object], int] = {}
+        codes = np.full((n, len(columns)), -1, dtype=np.int64)
+        for k, (key, values) in enumerate(columns.items()):
+            column = values if isinstance(values, np.ndarray) else np.asarray(values, dtype=object)
+            if column.shape != (n,):
+                raise ValueError(f"property {key} has {column.shape} values for {n} features")
+            codes[:, k] = _column_codes(column, table)
+        encoded = np.empty(len(table), dtype=object)
+        encoded[:] = [_value_message(value) for _, value in table]
+        return cls(tuple(columns), codes, encoded)
+
+    def take(self, rows: IntArray) -> Properties:
+        """The properties of the features at ``rows``."""
+        return Properties(self.keys, self.codes[rows], self.values)
 
 
-def encode_tile(
-    layers: Sequence[tuple[EncodedLayer, Mapping[str, ObjectArray]]], *, extent: int = 4096
-) -> bytes:
+def _column_codes(column: npt.NDArray[Any], table: dict[tuple[type, object], int]) -> IntArray:
+    """Each value's index in ``table`` (added when new); -1 for a missing value. Values are looked up once
+    per distinct value, except in a column mixing bools, ints and floats, whose values pandas would merge
+    (True == 1 == 1.0) and which are therefore looked up one by one."""
+    if column.dtype == object and len({_number_kind(kind) for kind in set(map(type, column))} - {None}) > 1:
+        return np.array([_table_index(_plain(value), table) for value in column], dtype=np.int64)
+    codes, uniques = pd.factorize(column, use_na_sentinel=True)
+    index = np.array([*(_table_index(_plain(value), table) for value in uniques), -1], dtype=np.int64)
+    result: IntArray = index[codes]  # code -1 (missing) picks the trailing -1
+    return result
+
+
+def _number_kind(kind: type) -> str | None:
+    if issubclass(kind, bool | np.bool_):
+        return "bool"
+    if issubclass(kind, int | np.integer):
+        return "int"
+    if issubclass(kind, float | np.floating):
+        return "float"
+    return None
+
+
+def _table_index(value: object, table: dict[tuple[type, object], int]) -> int:
+    if value is None:
+        return -1
+    return table.setdefault((type(value), value), len(table))  # the type keeps True apart from 1
+
+
+def _plain(value: object) -> object:
+    """A value as the Python scalar an MVT value holds (str, int, float, bool), or None when missing."""
+    if type(value) is str:  # codes and names: most values
+        return value
+    if value is None or value is pd.NA or (isinstance(value, float | np.floating) and math.isnan(value)):
+        return None
+    if isinstance(value, np.bool_ | bool):
+        return bool(value)
+    if isinstance(value, np.integer | int):
+        return int(value)
+    if isinstance(value, np.floating | float):
+        return float(value)
+    return str(value)
+
+
+def encode_tile(layers: Sequence[tuple[EncodedLayer, Properties]], *, extent: int = 4096) -> bytes:
     """Write encoded layers as MVT protobuf bytes (spec 2.1), each feature with the id ``row + 1``.
 
     Args:
-        layers: each encoded layer with its property columns: name → array aligned with the layer's
-            features, of values encoded by :func:`encode_values` (None = the feature has no such property).
+        layers: each encoded layer with the properties of its features (aligned with ``rows``).
         extent: tile extent written into each layer.
     """
     return b"".join(
-        _field_bytes(3, _layer_bytes(encoded, columns, extent))
-        for encoded, columns in layers
+        _field_bytes(3, _layer_bytes(encoded, properties, extent))
+        for encoded, properties in layers
         if len(encoded.rows)
     )
 
 
-def _layer_bytes(encoded: EncodedLayer, columns: Mapping[str, ObjectArray], extent: int) -> bytes:
-    tags, tag_counts, table = _tag_table(columns, len(encoded.rows))
+def _layer_bytes(encoded: EncodedLayer, properties: Properties, extent: int) -> bytes:
+    tags, tag_counts, table = _tag_table(properties)
     features = _feature_messages(encoded, tags, tag_counts)
     head = _varint_field(15, _PROTO_LAYER_VERSION) + _field_bytes(1, encoded.name.encode())
-    keys = b"".join(_field_bytes(3, key.encode()) for key in columns)
+    keys = b"".join(_field_bytes(3, key.encode()) for key in properties.keys)
     return head + features + keys + table + _varint_field(5, extent)
 
 
-def _tag_table(columns: Mapping[str, ObjectArray], n: int) -> tuple[IntArray, IntArray, bytes]:
-    """Tags of all features (concatenated key/value index pairs), tags per feature, and the value table."""
-    pairs = np.full((n, 2 * len(columns)), -1, dtype=np.int64)
-    table: list[bytes] = []
-    for k, column in enumerate(columns.values()):
-        present = np.array([value is not None for value in column], dtype=bool)
-        codes, uniques = pd.factorize(column[present])
-        pairs[present, 2 * k] = k
-        pairs[present, 2 * k + 1] = codes + len(table)
-        table.extend(uniques)
-    kept = pairs >= 0
-    return pairs[kept], kept.sum(axis=1).astype(np.int64), b"".join(table)
+def _tag_table(properties: Properties) -> tuple[IntArray, IntArray, bytes]:
+    """Tags of all features (concatenated key/value index pairs), tags per feature, and the value table
+    (the values the tile uses, in the order of the layer's table)."""
+    present = properties.codes >= 0
+    used, local = np.unique(properties.codes[present], return_inverse=True)
+    keys = np.broadcast_to(np.arange(len(properties.keys)), properties.codes.shape)[present]
+    tags = np.empty(2 * len(local), dtype=np.int64)
+    tags[0::2], tags[1::2] = keys, local
+    return tags, 2 * present.sum(axis=1), b"".join(properties.values[used])
 
 
 def _feature_messages(encoded: EncodedLayer, tags: IntArray, tag_counts: IntArray) -> bytes:
@@ -349,6 +409,8 @@ def _interleave(parts: list[Ragged]) -> bytes:
 
 
 def _varint(value: int) -> bytes:
+    if 0 <= value < 0x80:  # lengths, field tags and small numbers: most varints a value table holds
+        return _ONE_BYTE[value]
     out = bytearray()
     while value >= 0x80:
         out.append((value & 0x7F) | 0x80)
@@ -363,6 +425,13 @@ def _varint_field(field: int, value: int) -> bytes:
 
 def _field_bytes(field: int, payload: bytes) -> bytes:
     return _varint((field << 3) | 2) + _varint(len(payload)) + payload
+
+
+def _value_message(value: object) -> bytes:
+    """A layer's ``values`` field (4) holding one value; a short string (codes, names) is written directly."""
+    if type(value) is str and len(data := value.encode()) < 0x7E:  # both lengths fit one byte
+        return bytes((0x22, len(data) + 2, 0x0A, len(data))) + data
+    return _field_bytes(4, _value_bytes(value))
 
 
 def _value_bytes(value: object) -> bytes:

@@ -2,6 +2,11 @@
 (HTTP range requests), flight orthomosaic tiles and the basemap options of the web pages.
 
 Every tile endpoint needs the bearer token; ``/web/config`` is public (the login page reads it).
+
+The vector-tile routes are the hottest of the service (a map view asks for dozens of tiles at once), so
+they resolve the caller, the tile address and the tile service on the event loop (microseconds of work
+each) and do their database and rendering work in one worker-thread call: FastAPI runs every plain
+``def`` dependency in a worker thread of its own, and those hops cost more than a cached tile.
 """
 
 from __future__ import annotations
@@ -10,10 +15,14 @@ from pathlib import Path as FilePath
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
+from fastapi.security import OAuth2PasswordBearer
 
 from api import tiles_service as ts
-from api.deps import CurrentUser, IdPath, ReadSession, ServiceDep
+from api.db import Database
+from api.deps import TOKEN_URL, CurrentUser, IdPath, ReadSession, ServiceDep, current_user, get_service
+from api.security import Principal
 from api.settings import Settings
 from api.tiles_service import Crs, TileAddress, TileService
 from tiles.gcj02 import gcj02_to_wgs84
@@ -31,7 +40,7 @@ CrsQuery = Annotated[
 ]
 
 
-def tile_service(request: Request) -> TileService:
+async def tile_service(request: Request) -> TileService:
     """The app's tile service."""
     service: TileService = request.app.state.tiles
     return service
@@ -40,11 +49,24 @@ def tile_service(request: Request) -> TileService:
 TilesDep = Annotated[TileService, Depends(tile_service)]
 
 
-def _tile(z: _TileIndex, x: _TileIndex, y: _TileIndex) -> TileAddress:
+async def _tile(z: _TileIndex, x: _TileIndex, y: _TileIndex) -> TileAddress:
     return TileAddress(z, x, y)
 
 
 TileDep = Annotated[TileAddress, Depends(_tile)]
+_bearer = OAuth2PasswordBearer(tokenUrl=TOKEN_URL, auto_error=False)
+
+
+async def _caller(request: Request, token: Annotated[str | None, Depends(_bearer)]) -> Principal:
+    """The caller of a valid bearer token (401 otherwise), checked on the event loop: a signature check."""
+    return current_user(get_service(request), token)
+
+
+Caller = Annotated[Principal, Depends(_caller)]
+
+
+def _database(request: Request) -> Database:
+    return get_service(request).db
 
 
 def mvt_response(request: Request, data: bytes, cache_control: str) -> Response:
@@ -82,10 +104,9 @@ def plan_tilejson(
 
 
 @router.get("/tiles/plans/{plan_id}/versions/{number}/{z}/{x}/{y}.mvt", name="plan_tile")
-def plan_tile(
+async def plan_tile(
     request: Request,
-    session: ReadSession,
-    who: CurrentUser,
+    who: Caller,
     tiles: TilesDep,
     plan_id: IdPath,
     number: IdPath,
@@ -93,10 +114,29 @@ def plan_tile(
     rev: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None,
     crs: CrsQuery = "wgs84",
 ) -> Response:
-    """Layers buildings (feature id = building row id), grids, microgrids and communities; 204 when empty."""
-    ref = ts.plan_ref(session, who, plan_id, number)
-    data = tiles.plan_tile(session, ref, tile, crs)
-    return mvt_response(request, data, IMMUTABLE if rev == ref.revision else REVALIDATE)
+    """Layers buildings (feature id = building row id), grids, microgrids and communities; 204 when empty.
+
+    A tile of the revision its URL names is served without the database while this process holds that
+    revision's source (from the cache without leaving the event loop); otherwise the current revision is
+    looked up (and served).
+    """
+    if rev is not None:
+        cached = tiles.known_plan_tile(who, plan_id, number, rev, tile, crs, cached_only=True)
+        if cached is not None:
+            return mvt_response(request, cached, IMMUTABLE)
+
+    def render() -> tuple[bytes, int]:
+        if (
+            rev is not None
+            and (known := tiles.known_plan_tile(who, plan_id, number, rev, tile, crs)) is not None
+        ):
+            return known, rev
+        with _database(request).read() as session:
+            ref = ts.plan_ref(session, who, plan_id, number)
+            return tiles.plan_tile(session, ref, tile, crs), ref.revision
+
+    data, revision = await run_in_threadpool(render)
+    return mvt_response(request, data, IMMUTABLE if rev == revision else REVALIDATE)
 
 
 @router.get("/tiles/districts/{district_id}.json")
@@ -111,34 +151,41 @@ def district_tilejson(
 
 
 @router.get("/tiles/districts/{district_id}/{z}/{x}/{y}.mvt", name="district_tile")
-def district_tile(
+async def district_tile(
     request: Request,
-    session: ReadSession,
-    who: CurrentUser,
+    who: Caller,
     tiles: TilesDep,
     district_id: IdPath,
     tile: TileDep,
     crs: CrsQuery = "wgs84",
 ) -> Response:
     """Layers communities, compounds, roads, parking, fire_lanes, green, public_space and no_fly."""
-    ts.district_in_scope(session, who, district_id)
-    return mvt_response(request, tiles.district_tile(session, district_id, tile, crs), DISTRICT_MAX_AGE)
+
+    def render() -> bytes:
+        with _database(request).read() as session:
+            ts.district_in_scope(session, who, district_id)
+            return tiles.district_tile(session, district_id, tile, crs)
+
+    return mvt_response(request, await run_in_threadpool(render), DISTRICT_MAX_AGE)
 
 
 @router.get("/tiles/flags/{z}/{x}/{y}.mvt")
-def flag_tile(
+async def flag_tile(
     request: Request,
-    session: ReadSession,
-    who: CurrentUser,
+    who: Caller,
     tile: TileDep,
     district_id: Annotated[int, Query(ge=1, le=2**31 - 1)],
     crs: CrsQuery = "wgs84",
 ) -> Response:
     """Layer flags (flag_id, category, status, score, grid_code) of a district, as they are now."""
-    district = ts.district_in_scope(session, who, district_id)
-    narrower = who.territory.startswith(district.code)  # a community's inspector sees its own flags only
-    territory = who.territory if narrower else district.code
-    return mvt_response(request, ts.flag_tile(session, territory, tile, crs), REVALIDATE)
+
+    def render() -> bytes:
+        with _database(request).read() as session:
+            district = ts.district_in_scope(session, who, district_id)
+            narrower = who.territory.startswith(district.code)  # a community's inspector: its own flags
+            return ts.flag_tile(session, who.territory if narrower else district.code, tile, crs)
+
+    return mvt_response(request, await run_in_threadpool(render), REVALIDATE)
 
 
 @router.get("/districts/{district_id}/basemap.pmtiles")

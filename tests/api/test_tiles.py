@@ -16,7 +16,7 @@ import pytest
 import shapely
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from api.app import create_app
 from api.db import transaction
@@ -125,8 +125,41 @@ def test_painting_a_building_changes_the_next_tile(drafted: Env) -> None:
     after = _features(_get(drafted, path, params={"rev": 2}).content, "buildings")[row_id]
     assert after["properties"]["grid_code"] == target[:15]
     assert after["properties"]["microgrid_code"] == target
+    assert after["geometry"] == before["geometry"]
     cache = drafted.client.app.state.tiles.tile_cache.stats  # type: ignore[attr-defined]
     assert cache.tiles == 1  # revision 1's tile was dropped when revision 2's source was built
+
+
+def test_a_named_revision_is_served_without_the_database_once_its_source_is_built(drafted: Env) -> None:
+    _, _, geom = _building(drafted)
+    first, second = (_tile_of(geom, z) for z in (16, 15))
+    paths = [f"{V1}/{t.z}/{t.x}/{t.y}.mvt" for t in (first, second)]
+    assert _get(drafted, paths[0], params={"rev": 1}).status_code == 200  # builds revision 1's source
+    statements: list[str] = []
+
+    def count(*args: Any) -> None:
+        statements.append(args[2])
+
+    event.listen(drafted.db.engine, "before_cursor_execute", count)
+    try:
+        made = _get(drafted, paths[1], params={"rev": 1})  # made from the source
+        cached = _get(drafted, paths[0], params={"rev": 1})  # from the cache
+        unnamed = _get(drafted, paths[0])  # no revision named: the current one is looked up
+    finally:
+        event.remove(drafted.db.engine, "before_cursor_execute", count)
+    assert [r.status_code for r in (made, cached, unnamed)] == [200, 200, 200]
+    assert (
+        made.headers["cache-control"]
+        == cached.headers["cache-control"]
+        == "private, max-age=31536000, immutable"
+    )
+    assert unnamed.headers["cache-control"] == "private, no-cache" and unnamed.content == cached.content
+    assert len([s for s in statements if s.startswith("SELECT")]) == 1  # the unnamed request's look-up
+    outsider = create_token(
+        Principal("outsider", "planner", "110101"), secret=drafted.settings.secret(), minutes=5
+    )
+    refused = drafted.client.get(paths[0], params={"rev": 1}, headers={"Authorization": f"Bearer {outsider}"})
+    assert refused.status_code == 403 and "territory" in refused.json()["detail"]
 
 
 def test_lock_shows_in_the_grids_layer(drafted: Env) -> None:
@@ -185,7 +218,11 @@ def test_bad_tile_requests(drafted: Env, path: str, status: int, detail: str) ->
 
 
 def test_tiles_need_a_token_and_the_territory(drafted: Env) -> None:
-    assert drafted.client.get(f"{V1}.json").status_code == 401
+    for path in (f"{V1}.json", f"{V1}/14/0/0.mvt", "/api/v1/tiles/districts/1/14/0/0.mvt"):
+        for headers in ({}, {"Authorization": "Bearer not-a-token"}):
+            response = drafted.client.get(path, headers=headers)
+            assert response.status_code == 401, (path, response.text)
+            assert response.headers["www-authenticate"] == "Bearer"
     outsider = create_token(
         Principal("outsider", "planner", "110101"), secret=drafted.settings.secret(), minutes=5
     )
@@ -194,6 +231,7 @@ def test_tiles_need_a_token_and_the_territory(drafted: Env) -> None:
         f"{V1}.json",
         f"{V1}/14/0/0.mvt",
         "/api/v1/tiles/districts/1.json",
+        "/api/v1/tiles/districts/1/14/0/0.mvt",
         "/api/v1/tiles/flags/14/0/0.mvt?district_id=1",
     ):
         response = drafted.client.get(path, headers=headers)

@@ -20,8 +20,15 @@ from gis.io import read_district
 from gis.model import GridRules
 from tests.shared_data import shared_path
 from tiles.errors import TileLayerError, TileOutsideBoundsError
-from tiles.mvt import TILE_EXTENT, LayerSpec, VectorTileSource, buildings_with_codes, plan_layers
-from tiles.mvt_encode import _varint, _varints, encode_layer, encode_tile, encode_values
+from tiles.mvt import (
+    TILE_EXTENT,
+    LayerGeometry,
+    LayerSpec,
+    VectorTileSource,
+    buildings_with_codes,
+    plan_layers,
+)
+from tiles.mvt_encode import Properties, _varint, _varints, encode_layer, encode_tile
 
 Z = 16
 LON, LAT = 120.7050, 31.3050
@@ -228,9 +235,7 @@ def test_encoder_agrees_with_mapbox_vector_tile() -> None:
 def _decode_ours(shapes: np.ndarray[Any, np.dtype[np.object_]]) -> list[dict[str, Any]]:
     encoded = encode_layer("t", shapes)
     assert sorted(encoded.rows) == list(range(len(shapes)))
-    data = encode_tile(
-        [(encoded, {"i": encode_values(np.array([int(row) for row in encoded.rows], dtype=object))})]
-    )
+    data = encode_tile([(encoded, Properties.from_columns({"i": encoded.rows}, len(encoded.rows)))])
     features: list[dict[str, Any]] = _decode(data)["t"]["features"]
     return sorted(features, key=lambda f: f["properties"]["i"])
 
@@ -274,8 +279,8 @@ def test_property_types_round_trip() -> None:
         "locked": np.array([True, False, None, True], dtype=object),
     }
     encoded = encode_layer("p", shapes)
-    encoded_columns = {key: encode_values(values) for key, values in columns.items()}
-    decoded = _decode(encode_tile([(encoded, encoded_columns)]))["p"]["features"]
+    properties = Properties.from_columns(columns, 4).take(encoded.rows)
+    decoded = _decode(encode_tile([(encoded, properties)]))["p"]["features"]
     by_x = {f["geometry"]["coordinates"][0] // 10: f for f in decoded}
     for i in range(4):
         expected = {key: values[i] for key, values in columns.items() if values[i] is not None}
@@ -336,8 +341,10 @@ def test_multipart_and_mixed_collections() -> None:
     mixed = shapely.GeometryCollection([box(40, 40, 50, 50), LineString([(0, 0), (5, 5)]), Point(1, 1)])
     lines = shapely.MultiLineString([[(0, 0), (10, 0)], [(0, 5), (10, 5)]])
     encoded = encode_layer("m", np.array([two, mixed, lines], dtype=object))
-    columns = {"i": encode_values(np.array([int(r) for r in encoded.rows], dtype=object))}
-    features = {f["properties"]["i"]: f for f in _decode(encode_tile([(encoded, columns)]))["m"]["features"]}
+    properties = Properties.from_columns({"i": encoded.rows}, len(encoded.rows))
+    features = {
+        f["properties"]["i"]: f for f in _decode(encode_tile([(encoded, properties)]))["m"]["features"]
+    }
     assert shape(features[0]["geometry"]).equals(two)
     assert shape(features[1]["geometry"]).equals(box(40, 40, 50, 50))  # lower-dimension parts dropped
     assert shape(features[2]["geometry"]).equals(lines)
@@ -357,13 +364,60 @@ def test_detailed_layers_are_simplified_per_zoom() -> None:
     for simplify in (True, False):
         spec = LayerSpec(("zone_id",), simplify=1.0 if simplify else 0.0)
         source = VectorTileSource.from_frames({"green": frame}, {"green": spec})
-        assert not source.layers[0].levels  # made on first use
+        assert not source.layers[0].shape.levels  # made on first use
         tiles = [mercantile.parent(z17, zoom=z) for z in (13, 15)] + [z17]
         counts[simplify] = [_ring_vertices(source.tile(t.z, t.x, t.y), "green") for t in tiles]
-        assert set(source.layers[0].levels) == ({13, 15} if simplify else set())
+        assert set(source.layers[0].shape.levels) == ({13, 15} if simplify else set())
     assert counts[True][0] < counts[True][1] < counts[True][2]
     assert all(a <= b for a, b in zip(counts[True], counts[False], strict=True))
     assert counts[True][0] < counts[False][0]
+
+
+def test_a_level_simplifies_only_the_features_its_tiles_need() -> None:
+    z15 = mercantile.tile(LON, LAT, 15)
+    discs = []
+    for corner in (mercantile.bounds(z15), mercantile.bounds(z15.x + 3, z15.y, 15)):
+        centre = shapely.Point((corner.west + corner.east) / 2, (corner.south + corner.north) / 2)
+        discs.append(shapely.buffer(centre, 0.0005, quad_segs=64))
+    frame = gpd.GeoDataFrame({"zone_id": ["near", "far"]}, geometry=discs, crs="EPSG:4326")
+    source = VectorTileSource.from_frames({"green": frame}, {"green": LayerSpec(("zone_id",))})
+    source.tile(z15.z, z15.x, z15.y)
+    level = source.layers[0].shape.levels[15]
+    assert level[0] is not None and level[1] is None  # the far disc waits for a tile that shows it
+    far = _decode(source.tile(15, z15.x + 3, z15.y))["green"]["features"]
+    assert [f["properties"]["zone_id"] for f in far] == ["far"] and level[1] is not None
+
+
+def test_sources_share_a_prepared_geometry_and_read_their_own_properties() -> None:
+    frame = gpd.GeoDataFrame(
+        {"grid_code": ["A", "B"]},
+        geometry=[_polygon((0.1, 0.1), (0.3, 0.1), (0.3, 0.3)), _polygon((0.5, 0.5), (0.7, 0.5), (0.7, 0.7))],
+        crs="EPSG:4326",
+    )
+    spec = LayerSpec(("grid_code",))
+    shared = LayerGeometry.of("b", frame, spec)
+    painted = frame.assign(grid_code=["A", "A"])
+    source = VectorTileSource.from_frames({"b": painted}, {"b": spec}, geometries={"b": shared})
+    assert source.layers[0].shape is shared
+    features = _decode(source.tile(Z, TILE.x, TILE.y))["b"]["features"]
+    assert sorted(f["properties"]["grid_code"] for f in features) == ["A", "A"]
+    with pytest.raises(TileLayerError, match="prepared geometry"):
+        VectorTileSource.from_frames({"b": painted.iloc[:1]}, {"b": spec}, geometries={"b": shared})
+    with pytest.raises(TileLayerError, match="prepared geometry"):
+        VectorTileSource.from_frames(
+            {"b": painted}, {"b": LayerSpec(("grid_code",), 3)}, geometries={"b": shared}
+        )
+
+
+def test_a_column_mixing_bools_and_numbers_keeps_each_type() -> None:
+    column = np.array([True, 1, 1.0, False, 0, None], dtype=object)
+    properties = Properties.from_columns({"v": column}, len(column))
+    encoded = encode_layer("p", np.array([Point(i * 10, 20) for i in range(len(column))], dtype=object))
+    decoded = _decode(encode_tile([(encoded, properties.take(encoded.rows))]))["p"]["features"]
+    values = [f["properties"].get("v") for f in sorted(decoded, key=lambda f: f["id"])]
+    assert [(type(v), v) for v in values] == [
+        (bool, True), (int, 1), (float, 1.0), (bool, False), (int, 0), (type(None), None)
+    ]  # fmt: skip
 
 
 def test_runtime_simplification_beyond_the_levels() -> None:
