@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import http.server
+import math
 import threading
 import time
 from collections.abc import Iterator
@@ -16,7 +17,6 @@ from typing import Any
 import av
 import numpy as np
 import pytest
-from pymavlink import mavutil
 from shapely.geometry import shape
 from sqlalchemy import select
 
@@ -24,7 +24,7 @@ from api.models import Frame
 from tests.api.conftest import Env
 from tests.api.test_flights import publish
 from tests.api.test_missions import small_grid, wait_job
-from tests.drone.test_sources import free_udp_port
+from tests.drone.test_sources import free_udp_port, vehicle_sending_positions
 
 FPS = 10
 CHUNK_BYTES = 188 * 16  # whole MPEG-TS packets
@@ -77,31 +77,12 @@ def paced_stream(video: Path, duration_s: float) -> Iterator[str]:
         server.server_close()
 
 
-@contextlib.contextmanager
-def vehicle(port: int, lon: float, lat: float, for_s: float = 3600.0) -> Iterator[None]:
-    """A vehicle 60 m above home at (``lon``, ``lat``), sending GLOBAL_POSITION_INT and ATTITUDE to a UDP port
-    ten times a second for ``for_s`` seconds (then its radio drops), until the block ends."""
-    stop = threading.Event()
-
-    def send() -> None:
-        link = mavutil.mavlink_connection(f"udpout:127.0.0.1:{port}", source_system=1)
-        until = time.monotonic() + for_s
-        while not stop.is_set() and time.monotonic() < until:
-            boot_ms = int(time.monotonic() * 1000) % 2**32
-            link.mav.global_position_int_send(
-                boot_ms, round(lat * 1e7), round(lon * 1e7), 66000, 60000, 0, 0, 0, 9000
-            )
-            link.mav.attitude_send(boot_ms, 0.0, 0.0, 1.5708, 0.0, 0.0, 0.0)
-            time.sleep(0.1)
-        link.close()
-
-    sender = threading.Thread(target=send, daemon=True)
-    sender.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        sender.join()
+def vehicle(
+    port: int, lon: float, lat: float, for_s: float = math.inf
+) -> contextlib.AbstractContextManager[None]:
+    """A vehicle 60 m above home at (``lon``, ``lat``) sending its position ten times a second for ``for_s``
+    seconds (then its radio drops)."""
+    return vehicle_sending_positions(port, 0.1, lon=lon, lat=lat, for_s=for_s)
 
 
 def register_stream(env: Env, uri: str, telemetry: str | None) -> Any:

@@ -499,15 +499,19 @@ def free_udp_port() -> int:
 
 
 @contextlib.contextmanager
-def vehicle_sending_positions(port: int, every_s: float = 0.01) -> Iterator[None]:
-    """A vehicle sending GLOBAL_POSITION_INT (31.3 N, 120.6 E, 60 m above home, heading 90°) to a UDP port
-    on loopback until the block ends."""
+def vehicle_sending_positions(
+    port: int, every_s: float = 0.01, *, lon: float = 120.6, lat: float = 31.3, for_s: float = math.inf
+) -> Iterator[None]:
+    """A vehicle sending GLOBAL_POSITION_INT (at ``lon``, ``lat``, 60 m above home, heading 90°) to a UDP port
+    on loopback every ``every_s`` for ``for_s`` seconds (then its radio drops), until the block ends."""
     stop = threading.Event()
 
     def vehicle() -> None:
         link = mavutil.mavlink_connection(f"udpout:127.0.0.1:{port}", source_system=1)
-        while not stop.is_set():
-            link.mav.global_position_int_send(0, 313000000, 1206000000, 95500, 60000, 0, 0, 0, 9000)
+        until = time.monotonic() + for_s
+        while not stop.is_set() and time.monotonic() < until:
+            lat_e7, lon_e7 = round(lat * 1e7), round(lon * 1e7)
+            link.mav.global_position_int_send(0, lat_e7, lon_e7, 95500, 60000, 0, 0, 0, 9000)
             time.sleep(every_s)
         link.close()
 
