@@ -1,10 +1,4 @@
-"""Detector benchmark: model speed per backend, and vehicle detection on real drone frames, sliced vs full frame.
-
-Usage::
-
-    python -m bench.vision_models [--repeats 30] [--threads 2] [--finetune-epochs 30]
-
-(Run it as a module from the repository root, like the other benchmarks.)
+"""Part 2 of ``bench/vision.py``: model speed per backend, and vehicles on real drone frames, sliced vs full frame.
 
 1. **Speed.** Milliseconds per 640×640 tile (median of ``--repeats`` calls after warm-up, one tile per call,
    letterbox + network + decode + NMS) for ONNX Runtime (fp32 and the int8 file), OpenCV DNN (fp32) and
@@ -19,15 +13,12 @@ Usage::
    dataset, the COCO weights are fine-tuned on it and exported to ONNX, and the validation clip is scored as
    in 2. The target is recall ≥ 80 % at precision ≥ 60 %. Without the extra, this part says why it was skipped.
 
-The figures are printed and written to ``bench/results/vision_models.md``.
 """
 
 from __future__ import annotations
 
-import argparse
 import os
 import statistics
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -56,7 +47,6 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
 MODELS = SHARED / "models"
 SAMPLES = SHARED / "aerial_samples"
-RESULTS = ROOT / "bench" / "results" / "vision_models.md"
 VAL_CLIP = "DJI-00760"  # the summer clip; the two snowy clips train
 COCO_VEHICLES = {"car": "vehicle", "motorcycle": "vehicle", "bus": "vehicle", "truck": "vehicle"}
 LABEL_VEHICLES = {"car": "vehicle", "truck": "vehicle", "bus": "vehicle", "minibus": "vehicle"}
@@ -246,37 +236,22 @@ QUALITY_HEADER = (
 )
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--repeats", type=int, default=30)
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--finetune-epochs", type=int, default=30)
-    args = parser.parse_args(argv)
+def models_report(repeats: int, threads: int, finetune_epochs: int) -> str:
+    """Part 2 as Markdown: backend speed per tile, zero-shot COCO and the fine-tuned model on real frames."""
     if not MODELS.is_dir() or not SAMPLES.is_dir():
-        print(f"needs {MODELS} and {SAMPLES} (developer data); not found")
-        return 1
+        return f"## Detector models\n\nNot run: needs {MODELS} and {SAMPLES} (developer data), not found."
     frames = load_frames()
     tile = np.ascontiguousarray(frames[0].image[:640, :640])
-    speed = table(
-        ("backend", "wall ms / tile", "CPU ms / tile"), speed_rows(tile, args.repeats, args.threads)
-    )
+    speed = table(("backend", "wall ms / tile", "CPU ms / tile"), speed_rows(tile, repeats, threads))
     sections = [
-        f"## Speed: ms per 640 tile ({args.threads} threads, median of {args.repeats}; load average "
+        f"## Speed: ms per 640 tile ({threads} threads, median of {repeats}; load average "
         f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores, other work included)\n\n{speed}",
         "## Vehicles on real drone frames, COCO YOLOv8n zero-shot\n\n"
         + table(QUALITY_HEADER, zero_shot_rows(frames)),
     ]
     with tempfile.TemporaryDirectory(prefix="skygrid-finetune-") as work:
-        tuned = finetune_rows(frames, args.finetune_epochs, Path(work))
+        tuned = finetune_rows(frames, finetune_epochs, Path(work))
     target = "Target: recall ≥ 80 % at precision ≥ 60 % on the validation clip."
     body = tuned if isinstance(tuned, str) else table(QUALITY_HEADER, tuned)
     sections.append(f"## Fine-tuned from the COCO weights\n\n{target}\n\n{body}")
-    report = "# Vision models benchmark\n\n" + "\n\n".join(sections) + "\n"
-    print(report)
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(report, encoding="utf-8")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    return "\n\n".join(sections)

@@ -87,7 +87,7 @@ def detect(
     if fresh:
         state_path(output).unlink(missing_ok=True)
     try:
-        detector = _detector(model_path, backend, sliced, full_frame)
+        detector = build_detector(model_path, backend, sliced, full_frame)
         pipeline = _pipeline(detector, plan_path, zones_path, categories_path, novelty, min_score)
         frames = _open_source(source, srt, camera_key)
         report = pipeline.run(frames, output, source_name=str(source.resolve()))
@@ -143,7 +143,12 @@ def default_model() -> Path:
     return models[0]
 
 
-def _detector(model_path: Path | None, backend: str, sliced: bool, full_frame: bool | None) -> Detector:
+def build_detector(
+    model_path: Path | None, backend: str = "auto", sliced: bool = True, full_frame: bool | None = None
+) -> Detector:
+    """The detector ``skygrid detect`` runs: ``model_path`` (else the demo model) on ``backend``, sliced into
+    native-resolution tiles, plus a full-frame pass for any model but the demo model unless ``full_frame``
+    says otherwise (the demo model learnt objects at native scale only)."""
     from vision.detector import load_detector
     from vision.slicing import SlicedDetector, SliceParams
 
@@ -173,6 +178,8 @@ def _echo_report(report: PipelineReport, output: Path) -> None:
     for reason, count in sorted(report.skipped.items()):
         label = SKIP_REASONS_ZH.get(reason, "")
         click.echo(f"  skipped {count} × {reason} {label}".rstrip())
+    if report.implausible:
+        click.echo(f"  dropped {report.implausible} detections of a size their class cannot have / 尺寸不符")
     click.echo(
         f"  {report.frames_per_s():.1f} frames/s end to end, p95 latency {report.latency_p95_s():.2f} s"
     )

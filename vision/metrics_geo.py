@@ -12,6 +12,7 @@ positive is the distance from its point to the object's footprint centroid.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -69,21 +70,36 @@ class GeoScores:
 
     @property
     def overall(self) -> CategoryScore:
-        return CategoryScore(
-            "all",
-            sum(c.truth for c in self.categories),
-            sum(c.flags for c in self.categories),
-            sum(c.true_positives for c in self.categories),
-            sum(c.duplicates for c in self.categories),
-            sum(c.false_alarms for c in self.categories),
-            tuple(e for c in self.categories for e in c.squared_errors_m2),
-        )
+        return _sum("all", self.categories)
 
     def table(self) -> str:
         """A plain-text table, one row per category plus the overall row."""
         header = f"{'category':>9} {'truth':>6} {'flags':>6} {'TP':>5} {'dup':>4} {'FA':>4} {'precision':>9} {'recall':>7} {'RMS m':>6} {'dup %':>6}"
         rows = [header, *(_row(c) for c in (*self.categories, self.overall))]
         return "\n".join(rows)
+
+
+def pool(scores: Sequence[GeoScores]) -> GeoScores:
+    """Several runs' scores as one: counts and errors added up per category (small patrols hold few objects
+    of a category each, so per-category rates are read over several)."""
+    by_code: dict[str, list[CategoryScore]] = {}
+    for run in scores:
+        for category in run.categories:
+            by_code.setdefault(category.category_code, []).append(category)
+    pooled = tuple(_sum(code, parts) for code, parts in sorted(by_code.items()))
+    return GeoScores(pooled, scores[0].match_m if scores else MATCH_M)
+
+
+def _sum(code: str, parts: Sequence[CategoryScore]) -> CategoryScore:
+    return CategoryScore(
+        code,
+        sum(p.truth for p in parts),
+        sum(p.flags for p in parts),
+        sum(p.true_positives for p in parts),
+        sum(p.duplicates for p in parts),
+        sum(p.false_alarms for p in parts),
+        tuple(e for p in parts for e in p.squared_errors_m2),
+    )
 
 
 def _row(score: CategoryScore) -> str:

@@ -49,6 +49,13 @@ class Detections:
         """Class name of each detection."""
         return [self.class_names[int(i)] for i in self.class_ids]
 
+    def at_edge(self, width_px: int, height_px: int, margin_px: float = 2.0) -> npt.NDArray[np.bool_]:
+        """Whether each box touches the border of its ``width_px`` × ``height_px`` image (is cut by it)."""
+        x1, y1, x2, y2 = self.boxes_xyxy.T
+        near: npt.NDArray[np.bool_] = (x1 <= margin_px) | (y1 <= margin_px)
+        near |= (x2 >= width_px - margin_px) | (y2 >= height_px - margin_px)
+        return near
+
     def filter(self, keep: npt.NDArray[np.bool_]) -> Detections:
         """The detections where ``keep`` is true."""
         return Detections(

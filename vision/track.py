@@ -10,6 +10,11 @@ object's) counts 50 times less. It keeps the best evidence (the highest score, h
 image edge), the frame that evidence came from, the number of sightings and the first and last
 time seen.
 
+A track's class is voted: each sighting adds its score to its class, and the class with the largest sum wins,
+so one confident misreading among several agreeing sightings does not relabel the object.
+:func:`distinct_objects` settles what per-class association cannot: the same object tracked twice under
+two classes (a car read as a shed in some frames), where the track with the most evidence is the object.
+
 Tracks stay open for the whole run, so an object seen again from a neighbouring flight line a minute later
 joins its track instead of becoming a second flag. The tracker's state is plain data (:meth:`Tracker.state`)
 so a restarted run continues with the same tracks.
@@ -32,7 +37,6 @@ from drone.model import Frame
 from vision.geolocate import GroundDetections
 
 _EDGE_PENALTY = 0.5
-_EDGE_MARGIN_PX = 2.0
 #: a box cut by the image edge is not centred on its object: its position counts this much less
 _EDGE_WEIGHT = 0.02
 
@@ -63,7 +67,13 @@ class Track:
     last_seen: datetime
     max_score: float
     evidence: Evidence
-    floor_m: float = 0.0  # the telemetry's horizontal accuracy: a bias shared by all sightings
+    floor_m: float  # the telemetry's horizontal accuracy: a bias shared by all sightings
+    class_scores: Mapping[str, float]  # summed sighting score per class: the class vote
+
+    def evidence_mass(self, class_weight: Mapping[str, float]) -> float:
+        """The evidence for the object: its sightings' summed scores, each class's sum times its weight
+        (classes not listed weigh 1)."""
+        return float(sum(class_weight.get(name, 1.0) * total for name, total in self.class_scores.items()))
 
     @property
     def error_m(self) -> float:
@@ -98,8 +108,8 @@ class Tracker:
         id_prefix: prefix of track ids, e.g. the run's name, so ids are unique across runs.
         tracks: tracks to continue (from :meth:`state` of an interrupted run).
         groups: class → association group, for classes a detector confuses with each other (a shed seen as a
-            steel shack from another angle stays one object); a track takes the class of its best-scoring
-            sighting. Classes not listed are their own group.
+            steel shack from another angle stays one object); a track takes the class with the largest summed
+            score over its sightings. Classes not listed are their own group.
     """
 
     def __init__(
@@ -185,6 +195,7 @@ class Tracker:
             max_score=sighting.evidence.score,
             evidence=sighting.evidence,
             floor_m=sighting.floor_m,
+            class_scores={sighting.class_name: sighting.evidence.score},
         )
 
     def state(self) -> list[dict[str, Any]]:
@@ -211,7 +222,8 @@ class _Sighting:
 def _sighting(located: GroundDetections, index: int, frame: Frame) -> _Sighting:
     box = tuple(float(v) for v in located.detections.boxes_xyxy[index])
     score = float(located.detections.scores[index])
-    at_edge = _touches_edge(box, frame)
+    height_px, width_px = frame.image.shape[:2]
+    at_edge = bool(located.detections.at_edge(width_px, height_px)[index])
     evidence = Evidence(
         frame_id=frame.frame_id,
         frame_source=frame.source,
@@ -228,19 +240,14 @@ def _sighting(located: GroundDetections, index: int, frame: Frame) -> _Sighting:
     )
 
 
-def _touches_edge(box: tuple[float, ...], frame: Frame) -> bool:
-    width, height = frame.image.shape[1], frame.image.shape[0]
-    x1, y1, x2, y2 = box
-    margin = _EDGE_MARGIN_PX
-    return x1 <= margin or y1 <= margin or x2 >= width - margin or y2 >= height - margin
-
-
 def _extend(track: Track, sighting: _Sighting) -> TrackUpdate:
     weight = track.weight + sighting.weight
     better = sighting.evidence.quality > track.evidence.quality
+    votes = dict(track.class_scores)
+    votes[sighting.class_name] = votes.get(sighting.class_name, 0.0) + sighting.evidence.score
     extended = replace(
         track,
-        class_name=sighting.class_name if sighting.evidence.score > track.max_score else track.class_name,
+        class_name=_voted_class(votes, track.class_name),
         x_m=(track.x_m * track.weight + sighting.x_m * sighting.weight) / weight,
         y_m=(track.y_m * track.weight + sighting.y_m * sighting.weight) / weight,
         weight=weight,
@@ -250,8 +257,15 @@ def _extend(track: Track, sighting: _Sighting) -> TrackUpdate:
         max_score=max(track.max_score, sighting.evidence.score),
         evidence=sighting.evidence if better else track.evidence,
         floor_m=min(track.floor_m, sighting.floor_m),
+        class_scores=votes,
     )
     return TrackUpdate(extended, better)
+
+
+def _voted_class(votes: Mapping[str, float], current: str) -> str:
+    """The class with the largest summed score; a tie keeps the current class."""
+    best = max(votes.values())
+    return current if votes.get(current, 0.0) >= best else max(votes, key=lambda name: votes[name])
 
 
 def _track_to_dict(track: Track) -> dict[str, Any]:
@@ -272,3 +286,35 @@ def _track_from_dict(data: Mapping[str, Any]) -> Track:
             "evidence": Evidence(**evidence),
         }
     )
+
+
+def distinct_objects(
+    tracks: Sequence[Track], same_object_overlap: float, class_weight: Mapping[str, float]
+) -> list[Track]:
+    """The tracks that are distinct objects, in their order.
+
+    Two real objects never share ground, so two tracks whose ground footprints overlap by at least
+    ``same_object_overlap`` (intersection over union) are one object tracked twice — under two classes the
+    detector confused, or split by a missed association. (Intersection over union, not over the smaller
+    footprint: a motorbike parked by a shack lies partly inside the shack's box outline on the ground, yet the
+    two are different objects.) The track with the larger
+    :meth:`Track.evidence_mass` is that object; the other is dropped. ``class_weight`` corrects a detector that
+    systematically under-scores a class against the one it confuses it with. Going from the strongest track
+    down, a dropped track drops nothing (and a kept one was never overlapped enough by a stronger one, the
+    overlap being symmetric).
+    """
+    footprints = [track.footprint for track in tracks]
+    areas = shapely.area(np.asarray(footprints, dtype=object)) if footprints else np.zeros(0)
+    masses = [track.evidence_mass(class_weight) for track in tracks]
+    tree = shapely.STRtree(footprints)
+    dropped: set[int] = set()
+    for index in sorted(range(len(tracks)), key=lambda i: -masses[i]):
+        if index in dropped:
+            continue
+        for other in tree.query(footprints[index], predicate="intersects").tolist():
+            if other == index or other in dropped:
+                continue
+            shared = footprints[index].intersection(footprints[other]).area
+            if shared >= same_object_overlap * (areas[index] + areas[other] - shared):
+                dropped.add(other)
+    return [track for index, track in enumerate(tracks) if index not in dropped]

@@ -33,8 +33,9 @@ def inputs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         f.__class__(f.frame_id, f.timestamp, white, f.pose, f.camera, f.source) for f in scene.frames(20.0)
     ]
     write_frame_dir(frames, root / "patrol")
-    # one car box in the middle of every (white) image: 0.9 score
-    table = anchor_table([(INPUT_PX / 2, INPUT_PX / 2, 6.0, 3.0, 0, 0.9)], classes=2)
+    # one car box in the middle of every (white) image: 0.9 score, 34 × 14 px in the frame, which at the
+    # scene's 60 m (0.133 m per pixel) is a car's 4.5 × 1.9 m
+    table = anchor_table([(INPUT_PX / 2, INPUT_PX / 2, 3.4, 1.4, 0, 0.9)], classes=2)
     build_tiny_yolo(root / "tiny.onnx", table, names={0: "car", 1: "person"})
     write_layers(root / "truth.gpkg", {"objects": scene.truth()})
     return {"root": root, "zones": root / "zones.gpkg", "plan": root / "plan.gpkg", "patrol": root / "patrol"}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime
 
 import geopandas as gpd
@@ -12,7 +13,7 @@ import shapely
 
 from drone.geometry import local_enu_crs
 from drone.model import Camera, Frame, Pose
-from vision.geolocate import Geolocator
+from vision.geolocate import Geolocator, SizeRange
 from vision.model import Detections
 
 CAMERA = Camera("square-pixels", 13.2, 8.8, 8.8, 1200, 800)  # fx = fy = 800 px
@@ -137,3 +138,26 @@ def test_wgs84_output_holds_polygons_and_points() -> None:
     assert frame.crs == "EPSG:4326"
     assert frame.geometry.iloc[0].contains(shapely.Point(frame["lon_deg"].iloc[0], frame["lat_deg"].iloc[0]))
     assert frame["class_name"].tolist() == ["flat"]
+
+
+def test_box_sides_in_metres_and_the_class_size_gate() -> None:
+    """At 80 m with fx = 800 px a pixel is 0.1 m: a 45 × 18 px box is 4.5 × 1.8 m, a 20 × 7 px box 2 × 0.7 m."""
+    boxes = np.array([[600, 400, 645, 418], [600, 300, 607, 320]], np.float32)
+    detections = Detections("f1", boxes, np.full(2, 0.9, np.float32), np.array([1, 1]), NAMES)
+    located = Geolocator(local_enu_crs(LON, LAT)).locate(detections, _frame())
+    np.testing.assert_allclose(located.box_sides_m(), [[4.5, 1.8], [2.0, 0.7]], atol=1e-3)
+    car = SizeRange((3.8, 7.5))
+    assert located.plausible({"flat": car}).tolist() == [True, False]  # 2 m long is no car
+    assert located.plausible({"car": car}).tolist() == [True, True]  # classes not listed always fit
+    kept = located.filter(located.plausible({"flat": car}))
+    assert len(kept) == 1 and kept.footprints[0].area == pytest.approx(4.5 * 1.8, rel=1e-3)
+    squat = SizeRange((1.0, 9.0), (2.5, math.inf))
+    assert squat.admits(np.array([[4.0, 3.0], [4.0, 1.5]])).tolist() == [True, False]
+
+
+def test_boxes_cut_by_the_image_edge() -> None:
+    boxes = np.array(
+        [[0, 10, 20, 30], [10, 10, 20, 30], [1190, 10, 1200, 30], [10, 790, 20, 800]], np.float32
+    )
+    detections = Detections("f1", boxes, np.full(4, 0.9, np.float32), np.zeros(4, np.int64), NAMES)
+    assert detections.at_edge(1200, 800).tolist() == [True, False, True, True]

@@ -12,7 +12,7 @@ import shapely
 from gis.io import write_layers
 from tests.vision.test_flags import _flag
 from vision.flags import flags_frame, write_flags
-from vision.metrics_geo import TruthError, score, score_files
+from vision.metrics_geo import MATCH_M, CategoryScore, GeoScores, TruthError, pool, score, score_files
 
 UTM51 = "EPSG:32651"
 X0, Y0 = 300_000.0, 3_465_000.0
@@ -104,3 +104,16 @@ def test_bad_truth_is_named(tmp_path: Path) -> None:
     write_layers(no_column, {"objects": _truth().drop(columns="violation")})
     with pytest.raises(TruthError, match="lacks column"):
         score_files(tmp_path / "f.gpkg", no_column)
+
+
+def test_pooled_scores_add_up_the_counts_of_each_category() -> None:
+    first = GeoScores((CategoryScore("0505", 3, 4, 3, 1, 0, (0.25,)),), MATCH_M)
+    second = GeoScores(
+        (CategoryScore("0505", 2, 1, 1, 0, 0, (1.0,)), CategoryScore("0101", 1, 0, 0, 0, 0, ())), MATCH_M
+    )
+    pooled = pool([first, second])
+    assert [c.category_code for c in pooled.categories] == ["0101", "0505"]
+    car = pooled.categories[1]
+    assert (car.truth, car.flags, car.true_positives, car.duplicates) == (5, 5, 4, 1)
+    assert car.precision == pytest.approx(0.8) and car.rms_m == pytest.approx((1.25 / 2) ** 0.5)
+    assert pooled.overall.truth == 6

@@ -21,6 +21,7 @@ from tests.vision.oracle import OracleDetector
 from vision.flags import read_flags_frame
 from vision.model import Detections
 from vision.pipeline import Pipeline, PipelineConfig, PipelineError, PipelineReport, state_path
+from vision.track import Evidence, Track
 
 EXPECTED = sorted((o.object_id, rule) for o, violation, rule in scene.OBJECTS if violation)
 
@@ -203,6 +204,10 @@ def test_bad_config_is_refused() -> None:
         PipelineConfig(novelty_min=1.5)
     with pytest.raises(ValueError, match="at least 1"):
         PipelineConfig(batch_size=0)
+    with pytest.raises(ValueError, match="at least 1"):
+        PipelineConfig(min_sightings=0)
+    with pytest.raises(ValueError, match="same_object_overlap"):
+        PipelineConfig(same_object_overlap=0.0)
 
 
 class _InterruptingDetector(_CrashingDetector):
@@ -224,3 +229,67 @@ def test_ctrl_c_checkpoints_and_the_next_run_finishes_the_job(tmp_path: Path) ->
     resumed = _run(frames, output, novelty_min=0.0, batch_size=1)
     assert resumed.skipped["already_processed"] == done
     assert _matched(output) == EXPECTED
+
+
+def _track(track_id: str, class_name: str, sightings: int, max_score: float, x_m: float = 75.0) -> Track:
+    """A track in the scene's fire lane (a violation for a car, a motorbike or clutter)."""
+    footprint = shapely.box(x_m - 2.25, 21.6, x_m + 2.25, 23.4)
+    evidence = Evidence("f0000", "scene", (0.0, 0.0, 10.0, 10.0), max_score, max_score, footprint.wkt)
+    return Track(
+        track_id, class_name, x_m, 22.5, 4.0, sightings, scene.T0, scene.T0, max_score, evidence, 0.5,
+        {class_name: max_score * sightings},
+    )  # fmt: skip
+
+
+def _flagged(tracks: list[Track], **config: float) -> list[str]:
+    flags = _pipeline(None, **config).flags(tracks, lambda track: ("crop.jpg", "frame.jpg"))
+    return [flag.flag_id for flag in flags]
+
+
+def test_a_track_seen_too_few_times_is_flagged_only_at_the_flag_score() -> None:
+    once, twice, sure = (
+        _track("once", "car", 1, 0.4),
+        _track("twice", "car", 2, 0.4, 90.0),
+        _track("sure", "car", 1, 0.8, 105.0),
+    )
+    assert _flagged([once, twice, sure], min_sightings=2, flag_score=0.5) == ["twice", "sure"]
+    assert _flagged([once, twice, sure], min_sightings=3, flag_score=0.5) == ["sure"]
+    assert _flagged([once, twice, sure], min_sightings=1, flag_score=0.5) == ["once", "twice", "sure"]
+
+
+def test_one_object_read_as_two_classes_becomes_one_flag_of_the_stronger_reading() -> None:
+    car = _track("car", "car", 4, 0.8)  # mass 3.2
+    clutter = _track("clutter", "clutter", 3, 0.6, 75.3)  # mass 1.8, the same object
+    assert _flagged([clutter, car]) == ["car"]
+    motorbike = _track("motorbike", "motorbike", 3, 0.4, 75.3)  # mass 1.2, weighed 3 by default
+    assert _flagged([motorbike, car]) == ["motorbike"]
+    assert _flagged([motorbike, car], class_weight={}) == ["car"]  # type: ignore[arg-type]
+
+
+class _Relabelled:
+    """The oracle, with one class read as another (a detector's confusion)."""
+
+    def __init__(self, inner: OracleDetector, read: str, as_class: str) -> None:
+        self.inner = inner
+        self.mapping = {inner.class_names.index(read): inner.class_names.index(as_class)}
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        return self.inner.class_names
+
+    def detect(self, images: Sequence[npt.NDArray[np.uint8]], frame_ids: Sequence[str]) -> list[Detections]:
+        return [
+            replace(found, class_ids=np.array([self.mapping.get(int(c), int(c)) for c in found.class_ids]))
+            for found in self.inner.detect(images, frame_ids)
+        ]
+
+
+def test_a_detection_of_a_size_its_class_cannot_have_is_dropped(tmp_path: Path) -> None:
+    frames = scene.frames()
+    misread = _Relabelled(scene.oracle(frames), "motorbike", "car")  # T3, 2 m long, read as a car
+    report = _run(frames, tmp_path / "gated.gpkg", misread, novelty_min=0.0)
+    assert report.implausible > 0
+    assert [pair for pair in _matched(tmp_path / "gated.gpkg") if pair[0] == "T3"] == []
+    ungated = _run(frames, tmp_path / "all.gpkg", misread, novelty_min=0.0, class_size_m={})  # type: ignore[arg-type]
+    assert ungated.implausible == 0
+    assert ("T3", "vehicle_on_green") in _matched(tmp_path / "all.gpkg")

@@ -15,7 +15,7 @@ from drone.model import Camera, Frame, Pose
 from tests.vision.oracle import OracleDetector, TruthObject
 from vision.geolocate import Geolocator
 from vision.model import Detections
-from vision.track import Tracker
+from vision.track import Evidence, Track, Tracker, distinct_objects
 
 CAMERA = Camera("square-pixels", 13.2, 8.8, 8.8, 1200, 800)
 LON, LAT = 120.7, 31.3
@@ -160,5 +160,60 @@ def test_confused_classes_of_one_group_stay_one_object(groups: dict[str, str] | 
     for frame, (class_id, score) in zip(frames, [(0, 0.5), (1, 0.8), (0, 0.6)], strict=True):
         tracker.update(GEOLOCATOR.locate(_named(frame.frame_id, class_id, score), frame), frame)
     assert len(tracker.tracks) == tracks
-    if tracks == 1:
-        assert (tracker.tracks[0].class_name, tracker.tracks[0].sightings) == ("steel_shack", 3)
+    if tracks == 1:  # shed 0.5 + 0.6 outvotes one steel shack at 0.8
+        assert (tracker.tracks[0].class_name, tracker.tracks[0].sightings) == ("shed", 3)
+        assert tracker.tracks[0].class_scores == pytest.approx({"shed": 1.1, "steel_shack": 0.8})
+
+
+def _voted(sightings: list[tuple[int, float]]) -> str:
+    frames = _frames(len(sightings), 0.0)
+    tracker = Tracker(groups={"shed": "0101", "steel_shack": "0101"})
+    for frame, (class_id, score) in zip(frames, sightings, strict=True):
+        tracker.update(GEOLOCATOR.locate(_named(frame.frame_id, class_id, score), frame), frame)
+    (track,) = tracker.tracks
+    return track.class_name
+
+
+def test_the_class_is_the_majority_of_summed_scores_not_the_best_or_last_sighting() -> None:
+    assert _voted([(0, 0.6), (0, 0.6), (1, 0.9)]) == "shed"  # neither the best nor the last sighting
+    assert _voted([(1, 0.9), (0, 0.4), (0, 0.4)]) == "steel_shack"  # 0.9 > 0.8
+    assert _voted([(0, 0.5), (1, 0.5)]) == "shed"  # a tie keeps the class the track had
+
+
+def _track_at(
+    track_id: str, x_m: float, class_scores: dict[str, float], half_m: tuple[float, float] = (2.0, 1.0)
+) -> Track:
+    footprint = shapely.box(x_m - half_m[0], -half_m[1], x_m + half_m[0], half_m[1])
+    evidence = Evidence("f", "test", (0.0, 0.0, 1.0, 1.0), 0.5, 0.5, footprint.wkt)
+    return Track(
+        track_id, max(class_scores, key=lambda c: class_scores[c]), x_m, 0.0, 1.0, len(class_scores),
+        T0, T0, max(class_scores.values()), evidence, 0.0, class_scores,
+    )  # fmt: skip
+
+
+def test_one_object_tracked_under_two_classes_keeps_the_stronger_track() -> None:
+    car = _track_at("car", 0.0, {"car": 2.4})
+    shed = _track_at("shed", 0.3, {"shed": 1.2})  # the same car read as a shed in some frames: IoU 0.86
+    neighbour = _track_at("next", 4.5, {"car": 0.6})  # a car parked beside it: not overlapping
+    kept = distinct_objects([shed, car, neighbour], 0.5, {})
+    assert [t.track_id for t in kept] == ["car", "next"]
+    assert len(distinct_objects([shed, car], 0.9, {})) == 2
+    apart = _track_at("shed", 3.0, {"shed": 1.2})  # IoU 2 / 14 m²
+    assert len(distinct_objects([car, apart], 0.3, {})) == 2
+
+
+def test_a_small_object_by_a_large_one_is_not_taken_for_it() -> None:
+    shack = _track_at("shack", 0.0, {"steel_shack": 2.7}, half_m=(4.0, 3.0))
+    motorbike = _track_at(
+        "motorbike", 3.0, {"motorbike": 5.4}, half_m=(1.0, 0.4)
+    )  # inside the shack's outline
+    assert len(distinct_objects([shack, motorbike], 0.3, {})) == 2
+
+
+def test_class_weights_settle_which_reading_of_one_object_is_kept() -> None:
+    garbage = _track_at("garbage", 0.0, {"garbage": 1.8}, half_m=(1.0, 1.0))
+    motorbike = _track_at("motorbike", 0.1, {"motorbike": 0.8}, half_m=(1.0, 1.0))
+    assert [t.track_id for t in distinct_objects([garbage, motorbike], 0.5, {})] == ["garbage"]
+    weighted = distinct_objects([garbage, motorbike], 0.5, {"motorbike": 3.0})  # 2.4 > 1.8
+    assert [t.track_id for t in weighted] == ["motorbike"]
+    assert motorbike.evidence_mass({"motorbike": 3.0}) == pytest.approx(2.4)
