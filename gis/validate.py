@@ -4,8 +4,9 @@ The rules: each grid and micro-grid is one connected valid polygon; a grid lies 
 the one it names; the grids of a community tile it and the micro-grids of a grid tile the grid (gaps and
 overlaps up to a tolerance); codes are well formed and unique; households add up from building units to
 micro-grids, grids and back to the district's buildings; every building unit is assigned to an existing
-grid and a micro-grid of that grid; a grid or micro-grid outside its household range names a known reason;
-a building lies (mostly) in the micro-grids its units are assigned to.
+grid and a micro-grid of that grid; a grid or micro-grid outside its household range names a known reason,
+and a reason the plan itself can disprove (a "community too small" whose community holds enough households, an
+"indivisible building" with no unit above the range, …) is reported as untrue; a building lies (mostly) in the micro-grids its units are assigned to.
 
 Geometry is compared in the district's local metric CRS, so tolerances are in square metres; locations in
 messages are given in the plan's CRS.
@@ -27,7 +28,7 @@ import pyproj
 import shapely
 from numpy.typing import NDArray
 
-from gis.metrics import Geoms, MetricLayers, clean_geoms, in_range, metric_layers, tiling
+from gis.metrics import Geoms, MetricLayers, clean_geoms, feasible, in_range, metric_layers, tiling
 from gis.model import STATUS_OK, STATUS_REASONS, District, GridPlan
 
 logger = logging.getLogger(__name__)
@@ -421,6 +422,81 @@ def _status_violations(frame: pd.DataFrame, layer: _Layer, low: int, high: int) 
         yield _v(f"{layer.prefix}_out_of_range", layer, code, message)
 
 
+def _check_reasons(ctx: _Context) -> Iterator[Violation]:
+    """Out-of-range parts whose reason the plan's own numbers contradict (hand edits that kept an old status)."""
+    plan, rules = ctx.plan, ctx.plan.rules
+    grids, micro, units = plan.grids, plan.microgrids, plan.building_units
+    units_hh = pd.to_numeric(units["households"], errors="coerce")
+    community_hh = pd.to_numeric(grids["households"], errors="coerce").groupby(grids["community_code"]).sum()
+    grid_hh = pd.to_numeric(grids["households"], errors="coerce").groupby(grids["grid_code"]).sum()
+    yield from _reason_violations(
+        grids,
+        _GRIDS,
+        (rules.grid_min, rules.grid_max),
+        grids["community_code"].map(community_hh),
+        grids["grid_code"].map(units_hh.groupby(units["grid_code"]).max()),
+        _multipart_communities(ctx),
+    )
+    yield from _reason_violations(
+        micro,
+        _MICRO,
+        (rules.micro_min, rules.micro_max),
+        micro["grid_code"].map(grid_hh),
+        micro["microgrid_code"].map(units_hh.groupby(units["microgrid_code"]).max()),
+        frozenset(),
+    )
+
+
+def _multipart_communities(ctx: _Context) -> frozenset[str]:
+    """Communities in several pieces: the gridder cuts each piece on its own, so a piece's reason (too small,
+    infeasible) can hold where the community's total would not."""
+    parts = shapely.get_num_geometries(ctx.layers.communities)
+    return frozenset(str(code) for code in ctx.layers.community_codes[parts > 1])
+
+
+def _reason_violations(
+    frame: pd.DataFrame,
+    layer: _Layer,
+    limits: tuple[int, int],
+    parent_hh: pd.Series,
+    largest_unit_hh: pd.Series,
+    pieced: frozenset[str],
+) -> Iterator[Violation]:
+    low, high = limits
+    households = pd.to_numeric(frame["households"], errors="coerce").to_numpy(dtype=float)
+    parent = pd.to_numeric(parent_hh, errors="coerce").fillna(0).to_numpy(dtype=float)
+    largest = pd.to_numeric(largest_unit_hh, errors="coerce").fillna(0).to_numpy(dtype=float)
+    status = _text(frame["status"]).to_numpy()
+    in_pieces = _text(frame.get("community_code", pd.Series("", index=frame.index))).isin(pieced).to_numpy()
+    untrue = {
+        "community_too_small": (parent >= low) & ~in_pieces,
+        "grid_too_small": parent >= low,
+        "community_empty": (parent > 0) & ~in_pieces,
+        "community_infeasible": feasible(parent, low, high) & ~in_pieces,
+        "grid_infeasible": feasible(parent, low, high),
+        "indivisible_building": largest <= high,
+        "compound_kept_whole": households <= high,
+    }
+    outside = ~in_range(frame["households"], low, high)
+    for reason, wrong in untrue.items():
+        for i in np.flatnonzero(outside & (status == reason) & wrong):
+            code = frame[layer.code].iloc[i]
+            yield _v(
+                "reason_untrue", layer, code, _untrue_message(layer, code, reason, parent[i], largest[i])
+            )
+
+
+def _untrue_message(layer: _Layer, code: object, reason: str, parent_hh: float, largest_hh: float) -> str:
+    parent = "community" if layer is _GRIDS else "grid"
+    facts = {
+        "indivisible_building": f"its largest building unit has {largest_hh:.0f} households",
+        "compound_kept_whole": "it is below the range, which keeping a compound whole cannot cause",
+    }.get(reason, f"its {parent} has {parent_hh:.0f} households")
+    return (
+        f"{layer.noun} {code} is out of range with status {reason!r}, but {facts}; fix the status or the grid"
+    )
+
+
 def _check_locations(ctx: _Context) -> Iterator[Violation]:
     buildings, micro = ctx.layers.buildings, ctx.layers.microgrids
     pairs = ctx.plan.building_units[["building_id", "microgrid_code"]].drop_duplicates()
@@ -474,5 +550,6 @@ _CHECKS: tuple[Callable[[_Context], Iterator[Violation]], ...] = (
     _check_conservation,
     _check_unit_links,
     _check_status,
+    _check_reasons,
     _check_locations,
 )

@@ -99,8 +99,39 @@ def test_out_of_range_with_reason_is_accepted() -> None:
     plan, district = tiny_case()
     plan = dataclasses.replace(plan, rules=dataclasses.replace(RULES, grid_min=140))
     for row in (0, 2):  # 130 and 120 households, below 140
-        plan = with_value(plan, "grids", row, "status", "compound_kept_whole")
+        plan = with_value(plan, "grids", row, "status", "no_balanced_cut")
     assert validate_plan(plan, district) == []
+
+
+@pytest.mark.parametrize(
+    ("status", "fact"),
+    [
+        ("community_too_small", "its community has 285 households"),
+        ("community_empty", "its community has 285 households"),
+        ("community_infeasible", "its community has 285 households"),
+        ("indivisible_building", "its largest building unit has 70 households"),
+        ("compound_kept_whole", "it is below the range"),
+    ],
+)
+def test_reason_the_plan_disproves_is_reported(status: str, fact: str) -> None:
+    """A hand-edited plan that kept a gridder's reason after the facts behind it changed does not pass."""
+    plan, district = tiny_case()
+    plan = dataclasses.replace(plan, rules=dataclasses.replace(RULES, grid_min=140))
+    plan = with_value(plan, "grids", 0, "status", status)  # 130 households, below 140
+    violations = [v for v in validate_plan(plan, district) if v.rule == "reason_untrue"]
+    assert [v.code for v in violations] == ["320508001001001"]
+    assert fact in violations[0].message
+
+
+def test_reason_that_holds_is_accepted() -> None:
+    plan, district = tiny_case()
+    plan = dataclasses.replace(plan, rules=dataclasses.replace(RULES, grid_min=290, grid_max=300))
+    community = plan.grids["community_code"].iloc[0]
+    rows = plan.grids.index[plan.grids["community_code"] == community]
+    for row in range(len(plan.grids)):
+        reason = "community_too_small" if plan.grids.index[row] in rows else "no_balanced_cut"
+        plan = with_value(plan, "grids", row, "status", reason)
+    assert [v for v in validate_plan(plan, district) if v.rule == "reason_untrue"] == []
 
 
 def test_out_of_range_message_gives_numbers() -> None:
