@@ -278,7 +278,7 @@ def test_dashboard_charts_and_recheck_mission(
     expect(page.locator("#chart-trend polyline")).to_have_count(2)
     page.click("#recheck")
     result = page.locator("#recheck-result")
-    expect(result).to_contain_text("复查航线")
+    expect(result).to_contain_text("复查航线", timeout=30_000)  # the server plans a mission: slow under load
     with page.expect_download() as info:
         result.locator('button[data-format="plan"]').click()
     path = tmp_path / info.value.suggested_filename
