@@ -73,6 +73,15 @@ class FlightPublic(BaseModel):
     source_kind: str
     source_uri: str
     status: str
+    created_at: datetime
+
+
+class FlightTrack(BaseModel):
+    """Where the flight's frames were taken, in order: a GeoJSON LineString feature (WGS-84) for the map."""
+
+    type: Literal["Feature"] = "Feature"
+    geometry: dict[str, Any]
+    properties: dict[str, Any]
 
 
 class PositionPublic(BaseModel):
@@ -84,7 +93,6 @@ class PositionPublic(BaseModel):
 
 class FlightDetail(FlightPublic):
     created_by: str
-    created_at: datetime
     frames: int
     flags: int
     last_position: PositionPublic | None

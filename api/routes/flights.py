@@ -20,7 +20,15 @@ from api.audit import record
 from api.deps import TOKEN_URL, CurrentUser, IdPath, Offset, ReadSession, Service, ServiceDep, writing
 from api.errors import AuthError, ConflictError, ForbiddenError, NotFoundError
 from api.flight_events import Event, FlightHub
-from api.flight_schemas import FlightCreate, FlightDetail, FlightFlag, FlightPublic, JobRef, PositionPublic
+from api.flight_schemas import (
+    FlightCreate,
+    FlightDetail,
+    FlightFlag,
+    FlightPublic,
+    FlightTrack,
+    JobRef,
+    PositionPublic,
+)
 from api.models import Flag, Flight, Frame
 from api.security import Principal, decode_token
 
@@ -195,6 +203,24 @@ def flight_flags(
     """The flags found on this flight so far."""
     _flight(session, service, who, flight_id)
     return list(session.scalars(select(Flag).where(Flag.flight_id == flight_id).order_by(Flag.id)))
+
+
+@router.get("/{flight_id}/track", response_model=FlightTrack)
+def flight_track(
+    session: ReadSession, service: ServiceDep, who: CurrentUser, flight_id: IdPath
+) -> FlightTrack:
+    """Where the flight's frames were taken so far, in order, so a reopened live view can redraw its track."""
+    _flight(session, service, who, flight_id)
+    rows = session.execute(
+        select(Frame.lon, Frame.lat)
+        .where(Frame.flight_id == flight_id, Frame.lon.is_not(None), Frame.lat.is_not(None))
+        .order_by(Frame.id)
+    ).all()
+    coordinates = [[lon, lat] for lon, lat in rows]
+    return FlightTrack(
+        geometry={"type": "LineString", "coordinates": coordinates},
+        properties={"flight_id": flight_id, "positions": len(coordinates)},
+    )
 
 
 @router.get("/{flight_id}/events", response_class=StreamingResponse)

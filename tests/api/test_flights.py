@@ -108,6 +108,21 @@ def test_simulator_flight_stores_frames_and_flags_live(drafted: Env) -> None:
     assert image.status_code == 200 and image.content[:2] == b"\xff\xd8"
     again = drafted.client.post(f"/api/v1/flights/{flight['id']}/run", headers=headers)
     assert again.status_code == 409
+    check_track(drafted, flight["id"], headers, detail)
+
+
+def check_track(env: Env, flight_id: int, headers: dict[str, str], detail: dict[str, Any]) -> None:
+    """The track a reopened live view draws: every posed frame in order, ending at the last position."""
+    track = env.client.get(f"/api/v1/flights/{flight_id}/track", headers=headers)
+    assert track.status_code == 200, track.text
+    body = track.json()
+    coordinates = body["geometry"]["coordinates"]
+    assert body["geometry"]["type"] == "LineString" and len(coordinates) == detail["frames"]
+    assert body["properties"] == {"flight_id": flight_id, "positions": detail["frames"]}
+    last = detail["last_position"]
+    assert coordinates[-1] == pytest.approx([last["lon"], last["lat"]])
+    listed = env.client.get("/api/v1/flights", headers=headers).json()
+    assert listed[0]["id"] == flight_id and listed[0]["created_at"] == detail["created_at"]
 
 
 def check_stored_flags(env: Env, flight_id: int) -> None:
@@ -238,6 +253,7 @@ def test_operator_of_another_territory_is_refused(drafted: Env, password_hash: s
     flight = drafted.client.post("/api/v1/flights", headers=drafted.login("operator"), json=body).json()
     assert drafted.client.post(f"/api/v1/flights/{flight['id']}/run", headers=other).status_code == 403
     assert drafted.client.get(f"/api/v1/flights/{flight['id']}", headers=other).status_code == 404
+    assert drafted.client.get(f"/api/v1/flights/{flight['id']}/track", headers=other).status_code == 404
     assert drafted.client.get("/api/v1/flights", headers=other).json() == []
     assert drafted.client.get(f"/api/v1/flights/{flight['id']}/events").status_code == 401
 

@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 import shapely
-from playwright.sync_api import Page, Route
+from playwright.sync_api import Page, Route, expect
 
 from drone.formats.qgc_plan import read_plan
 from tests.api.test_flight_streams import FPS, paced_stream, vehicle, write_ts
@@ -242,6 +242,59 @@ def test_a_simulated_flight_streams_drone_frames_and_flags_through_a_dropped_str
     assert ortho.value.headers["authorization"].startswith("Bearer ")
     page.locator("#live").scroll_into_view_if_needed()
     screenshot(page, "operator-flight")
+
+
+def _fly_on_the_server(live_server: LiveServer, code: str) -> dict[str, Any]:
+    """A simulated flight over the grid, flown to the end through the API alone (no page open)."""
+    headers = {"Authorization": f"Bearer {_token(live_server, 'operator')}"}
+    demo = live_server.demo
+    body = {"plan_id": demo.plan_id, "version": demo.version, "grid_codes": [code], "altitude_m": 120}
+    mission = httpx.post(f"{live_server.url}/api/v1/missions", headers=headers, json=body, timeout=60)
+    mission.raise_for_status()
+    source = {"mission_id": mission.json()["id"], "source": {"kind": "simulator"}}
+    flight = httpx.post(f"{live_server.url}/api/v1/flights", headers=headers, json=source).json()
+    httpx.post(f"{live_server.url}/api/v1/flights/{flight['id']}/run", headers=headers).raise_for_status()
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        detail: dict[str, Any] = httpx.get(
+            f"{live_server.url}/api/v1/flights/{flight['id']}", headers=headers
+        ).json()
+        if detail["status"] in ("done", "failed"):
+            return detail
+        time.sleep(0.5)
+    raise AssertionError(f"flight {flight['id']} did not end in 180 s")
+
+
+def test_after_a_reload_the_operator_reopens_a_flight_from_the_list(
+    page: Page, live_server: LiveServer
+) -> None:
+    code, _, _ = _smallest_grid(live_server)
+    flight = _fly_on_the_server(live_server, code)
+    assert flight["status"] == "done" and flight["flags"] > 0, flight
+    _open_operator(page, live_server)
+    item = page.locator(f'#flight-list li[data-flight-id="{flight["id"]}"]')
+    expect(item).to_contain_text("已完成")
+    expect(item).to_contain_text("模拟飞行")
+    assert page.locator("#live").is_hidden()
+    item.locator("[data-testid='open-flight']").click()
+    expect(page.locator("#flight-status")).to_have_text("已完成")
+    expect(page.locator("#count-flags")).to_have_text(str(flight["flags"]))
+    expect(page.locator("#count-frames")).to_have_text(str(flight["frames"]))
+    expect(item).to_have_class("current")
+    track = _eventually(
+        page,
+        "async () => (await window.skygrid.map.getSource('track').getData()).features",
+        lambda features: len(features) > 0,
+    )
+    assert track[0]["geometry"]["type"] == "LineString"
+    assert len(track[0]["geometry"]["coordinates"]) >= flight["frames"]
+    flags = page.evaluate("async () => (await window.skygrid.map.getSource('flags').getData()).features")
+    assert len(flags) == flight["flags"]
+    toasts = page.locator(".toast").all_inner_texts()
+    assert not [text for text in toasts if "飞行" in text], f"a flight that ended before was announced: {toasts}"
+    page.click("#lang-toggle")
+    expect(item).to_contain_text("done")
+    expect(item).to_contain_text("Simulated flight")
 
 
 def test_an_operator_flies_a_live_stream_with_its_mavlink_link_and_stops_it(

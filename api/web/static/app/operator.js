@@ -33,6 +33,7 @@ const EMPTY = { type: "FeatureCollection", features: [] };
 const CONNECTION = /^(sim|(udp|tcp):[^:\s]+:\d{1,5}|serial:[^:\s]+:\d{3,7})$/;
 const JOB_POLL_MS = 500;
 const FLIGHT_STATUSES = ["registered", "queued", "running", "done", "failed"];
+const FINAL = ["done", "failed"];
 const RECONNECT_MAX_MS = 15_000;
 
 addMessages({
@@ -106,6 +107,10 @@ addMessages({
     "op.stream.reconnecting": "重新连接中",
     "op.stream.closed": "已结束",
     "op.flight.status": "状态：{status}",
+    "op.flights.title": "最近飞行",
+    "op.flights.none": "还没有飞行记录",
+    "op.flights.open": "查看",
+    "op.flights.item": "#{id} · {source} · {status} · {when}",
     "op.status.registered": "已登记",
     "op.status.queued": "排队中",
     "op.status.running": "飞行中",
@@ -191,6 +196,10 @@ addMessages({
     "op.stream.reconnecting": "reconnecting",
     "op.stream.closed": "finished",
     "op.flight.status": "status: {status}",
+    "op.flights.title": "Recent flights",
+    "op.flights.none": "No flights yet",
+    "op.flights.open": "Open",
+    "op.flights.item": "#{id} · {source} · {status} · {when}",
     "op.status.registered": "registered",
     "op.status.queued": "queued",
     "op.status.running": "flying",
@@ -754,15 +763,68 @@ async function startFlight(ctx) {
     const json = { mission_id: ctx.mission?.id ?? null, source };
     const flight = await api("/api/v1/flights", { method: "POST", json });
     resetLive(ctx, flight.id);
+    ctx.live.sawRunning = true;
     ctx.stream = openStream(ctx, flight.id);
     await api(`/api/v1/flights/${flight.id}/run`, { method: "POST" });
     toast(t("op.flight.started", { id: flight.id }), "ok");
+    await loadFlights(ctx);
   } catch (error) {
     ctx.stream?.close();
     showError(error);
   } finally {
     button.disabled = false;
   }
+}
+
+// ---- recent flights: reopen one after a reload, or look back at a finished one ----
+
+const RECENT_FLIGHTS = 8;
+
+async function loadFlights(ctx) {
+  const flights = await api(`/api/v1/flights?limit=${RECENT_FLIGHTS}`);
+  byId("flight-list").replaceChildren(...flights.map((flight) => flightItem(ctx, flight)));
+  byId("flight-list-empty").hidden = flights.length > 0;
+}
+
+function flightItem(ctx, flight) {
+  const status = FLIGHT_STATUSES.includes(flight.status) ? `op.status.${flight.status}` : "op.flight.status";
+  const label = el("span");
+  setMessage(label, "op.flights.item", {
+    id: flight.id,
+    source: t(`op.source.${flight.source_kind}`),
+    status: t(status, { status: flight.status }),
+    when: new Date(flight.created_at).toLocaleString(),
+  });
+  const open = el("button", { type: "button", dataset: { testid: "open-flight" } });
+  setMessage(open, "op.flights.open");
+  open.addEventListener("click", guarded(() => openFlight(ctx, flight.id)));
+  const current = flight.id === ctx.flightId ? "current" : "";
+  return el("li", { className: current, dataset: { flightId: String(flight.id) } }, label, open);
+}
+
+/** Show a flight that is already under way or over: its track and flags so far, then its live events. */
+async function openFlight(ctx, flightId) {
+  resetLive(ctx, flightId);
+  const [track, flags] = await Promise.all([
+    api(`/api/v1/flights/${flightId}/track`),
+    api(`/api/v1/flights/${flightId}/flags`),
+  ]);
+  ctx.live.track = track.geometry.coordinates;
+  for (const flag of flags) onFlag(ctx, flag);
+  drawLive(ctx);
+  if (ctx.live.track.length > 0) fitBounds(ctx.map, trackBounds(ctx.map, ctx.live.track), 60);
+  ctx.stream = openStream(ctx, flightId);
+  for (const item of byId("flight-list").children) {
+    item.classList.toggle("current", item.dataset.flightId === String(flightId));
+  }
+}
+
+/** [west, south, east, north] of a WGS-84 track as the map shows it. */
+function trackBounds(map, track) {
+  const shown = track.map((point) => displayPoint(map, point));
+  const lons = shown.map(([lon]) => lon);
+  const lats = shown.map(([, lat]) => lat);
+  return [Math.min(...lons), Math.min(...lats), Math.max(...lons), Math.max(...lats)];
 }
 
 /** What a flight's live view holds: the track and flags in WGS-84, the frame count, the frame shown. */
@@ -777,6 +839,7 @@ function emptyLive() {
     lastFrameId: 0,
     frameBusy: false,
     frameUrl: null,
+    sawRunning: false, // the flight was seen before it ended, so its end is news
   };
 }
 
@@ -815,7 +878,8 @@ function openStream(ctx, flightId) {
     status: (data) => onStatus(ctx, data),
     done: (data) => {
       close();
-      onDone(data);
+      onDone(ctx, data);
+      guarded(() => loadFlights(ctx))();
     },
   };
   const connect = () => {
@@ -913,6 +977,7 @@ function onStatus(ctx, data) {
     showFlagCount(live);
   }
   if (data.status) showFlightStatus(data.status);
+  if (data.status && !FINAL.includes(data.status)) live.sawRunning = true;
 }
 
 function showFlightStatus(status) {
@@ -936,9 +1001,10 @@ function showOrtho(ctx, on) {
   map.addLayer({ id: "ortho", type: "raster", source: "ortho" }, before);
 }
 
-function onDone(data) {
+function onDone(ctx, data) {
   byId("show-ortho").disabled = data.status !== "done";
   if (data.status) showFlightStatus(data.status);
+  if (!ctx.live.sawRunning) return; // a flight reopened after it ended: nothing new to announce
   const vars = { message: data.message ?? "" };
   if (data.status === "failed") toast(t("op.flight.failed", vars), "error", 10_000);
   else if (data.status) toast(t("op.flight.finished", vars), "ok");
@@ -1075,7 +1141,8 @@ async function main() {
     "change",
     guarded((event) => choosePlan(ctx, choices[Number(event.target.value)])),
   );
-  await Promise.all([loadCameras(), choosePlan(ctx, choices[0])]);
+  document.addEventListener("skygrid:lang", guarded(() => loadFlights(ctx)));
+  await Promise.all([loadCameras(), choosePlan(ctx, choices[0]), loadFlights(ctx)]);
   return undefined;
 }
 
