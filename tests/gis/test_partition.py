@@ -13,7 +13,9 @@ from numpy.typing import NDArray
 from gis.graph import AtomGraph, components
 from gis.partition import (
     BalancedBisection,
+    _bisect,
     _connected,
+    _mean_pp,
     _neighbour_csr,
     _refine,
     _RefineState,
@@ -147,6 +149,52 @@ def test_solve_is_deterministic_for_a_seed() -> None:
     assert first.level == second.level
     assert np.array_equal(first.labels, second.labels)
     assert np.array_equal(BalancedBisection(seed=3).partition(graph, *GRID), first.labels)
+
+
+@pytest.mark.parametrize(
+    ("rows", "cols", "seed"), [(8, 10, 0), (10, 10, 1), (12, 15, 2), (15, 15, 4), (20, 8, 6), (4, 40, 7)]
+)
+def test_cut_styles_keep_the_range_and_never_lose_compactness(rows: int, cols: int, seed: int) -> None:
+    graph = random_lattice(rows, cols, seed)
+    low, high = GRID
+    first = BalancedBisection(seed=seed, cut_styles=1).solve(graph, low, high).labels
+    styled = BalancedBisection(seed=seed).solve(graph, low, high).labels
+    sums = np.bincount(styled, weights=graph.weights)
+    assert sums.min() >= low and sums.max() <= high, sums
+    assert parts_connected(graph, styled)
+    assert _mean_pp(graph, styled) >= _mean_pp(graph, first)
+
+
+@pytest.mark.parametrize(("rows", "cols", "seed"), [(8, 10, 0), (20, 8, 6)])
+def test_cut_styles_find_more_compact_grids(rows: int, cols: int, seed: int) -> None:
+    graph = random_lattice(rows, cols, seed)
+    first = BalancedBisection(seed=seed, cut_styles=1).solve(graph, *GRID).labels
+    styled = BalancedBisection(seed=seed).solve(graph, *GRID).labels
+    assert _mean_pp(graph, styled) > _mean_pp(graph, first) + 0.01
+
+
+def test_cut_styles_leave_micro_grids_alone() -> None:
+    graph = random_lattice(10, 10, seed=5, top=20, high=80)
+    default = BalancedBisection(keep_groups=False).solve(graph, *MICRO).labels
+    single = BalancedBisection(keep_groups=False, cut_styles=1).solve(graph, *MICRO).labels
+    assert np.array_equal(default, single)
+
+
+def test_reversed_sweeps_put_the_smaller_side_at_the_other_end() -> None:
+    """With an odd part count the side with fewer parts lies where the sweep starts; reversed sweeps (a cut
+    style of their own) start from the other end."""
+    graph = lattice(1, 12, np.ones(12, dtype=np.int64))
+    east = np.array([[1.0, 0.0]])
+    forward = _bisect(graph, 3, 1, 10**6, east)
+    backward = _bisect(graph, 3, 1, 10**6, -east)
+    assert forward.tolist()[:4] == [0] * 4 and 0 not in forward.tolist()[4:]
+    assert backward.tolist()[-4:] == [0] * 4 and 0 not in backward.tolist()[:-4]
+
+
+def test_half_step_turn_lies_between_the_sweep_directions() -> None:
+    solver = BalancedBisection(angles=4)  # a sweep step of 45°
+    cosines = np.sum(solver._directions() * solver._directions(0.5), axis=1)
+    assert np.allclose(np.degrees(np.arccos(cosines)), 22.5)
 
 
 def test_solve_micro_range_keeps_parts_connected() -> None:
