@@ -11,10 +11,10 @@ live and are encoded per request from the rows in the tile.
 
 The Python encoder serves both backends (SQLite and PostGIS alike): one code path, tested on both. On
 PostGIS, ``ST_AsMVT`` with the same layers (``bench/tiles.py`` runs it as a peer) costs more per tile than a
-prepared source: median ~30 ms against ~10 ms at z14 and ~7 ms against ~5 ms at z16 on the 250k-household
-demo district; it is cheaper only for the first tile of a revision, which pays for the source. Geometries
-are WGS-84 in storage; ``crs="gcj02"`` shifts them into GCJ-02 before encoding, for display on a
-Gaode/Tencent basemap only (which ``ST_AsMVT`` could not do).
+prepared source: median ~20–45 ms a query against ~4 ms of CPU at z14 and ~5–15 ms against ~1.5 ms at z16 on
+the 250k-household demo district; it is cheaper only for the first tile of a revision, which pays for the
+source. Geometries are WGS-84 in storage; ``crs="gcj02"`` shifts them into GCJ-02 before encoding, for
+display on a Gaode/Tencent basemap only (which ``ST_AsMVT`` could not do).
 """
 
 from __future__ import annotations
@@ -236,7 +236,7 @@ class TileService:
             return None
         _check_plan_territory(who, plan_id, ref.district_code)
         if cached_only:
-            return self._tiles.get(_key(key, tile))
+            return self._tiles.probe(_key(key, tile))
         return self._tiles.get_or_render(_key(key, tile), lambda: self._render(source, tile))
 
     def district_tile(self, session: Session, district_id: int, tile: TileAddress, crs: Crs) -> bytes:

@@ -94,6 +94,16 @@ class TileCache:
             self._hits += 1
             return data
 
+    def probe(self, key: TileKey) -> bytes | None:
+        """Like :meth:`get`, but a miss is not counted: for a fast path (a server's event loop) whose miss
+        goes on to :meth:`get_or_render` the same key, which counts it, so a request is one hit or one miss."""
+        with self._lock:
+            data = self._entries.get(key)
+            if data is not None:
+                self._entries.move_to_end(key)
+                self._hits += 1
+            return data
+
     def put(self, key: TileKey, data: bytes) -> None:
         """Store a tile (replacing any under the same key) and evict old tiles beyond the bounds.
 

@@ -3,8 +3,9 @@
 :class:`VectorTileSource` projects every layer to Web Mercator once (a :class:`LayerGeometry`, which
 sources with the same geometries share), indexes it with an STRtree, encodes its property values once and
 simplifies each feature of a detailed layer (grids, micro-grids, green space) once per zoom, when a tile first
-needs it; a tile then costs one index query per layer, a vectorised clip and transform in GEOS, and the
-numpy encoder of :mod:`tiles.mvt_encode`.
+needs it; a tile then costs one index query per layer, a vectorised clip in GEOS of the features that cross
+its edge, and one pass of the numpy encoder of :mod:`tiles.mvt_encode` over all its layers (which maps to
+tile units as it reads the coordinates).
 Coordinates are WGS-84 in storage; tiles are EPSG:3857 as every web map expects.
 
 Example:
@@ -34,7 +35,7 @@ import shapely
 
 from gis.model import District, GridPlan
 from tiles.errors import TileLayerError, TileOutsideBoundsError
-from tiles.mvt_encode import EncodedLayer, Properties, encode_layer, encode_tile
+from tiles.mvt_encode import Properties, TileGrid, encode_layers, encode_tile
 
 __all__ = [
     "DEFAULT_LAYER_SPECS",
@@ -102,6 +103,8 @@ class LayerGeometry:
         geometries: the present geometries, projected.
         tree: their index.
         vertex_counts: vertices per geometry.
+        bounds: each geometry's box (minx, miny, maxx, maxy): a feature whose box lies inside a tile's clip
+            box needs no clipping (simplifying a geometry never takes it outside its box).
         level_zooms: zooms at which every geometry is simplified once, on first use, and kept (detailed
             layers only): neighbouring tiles then share the simplified edge and no tile pays twice.
         levels: zoom → each geometry simplified for it (None until a tile needs it).
@@ -112,6 +115,7 @@ class LayerGeometry:
     geometries: npt.NDArray[np.object_]
     tree: shapely.STRtree
     vertex_counts: npt.NDArray[np.int_]
+    bounds: npt.NDArray[np.float64]
     level_zooms: frozenset[int]
     levels: dict[int, npt.NDArray[np.object_]]
 
@@ -129,7 +133,8 @@ class LayerGeometry:
         geometries = projected[present]
         vertex_counts = shapely.get_num_coordinates(geometries)
         zooms = _level_zooms(vertex_counts, spec)
-        return cls(spec, present, geometries, shapely.STRtree(geometries), vertex_counts, zooms, {})
+        tree = shapely.STRtree(geometries)
+        return cls(spec, present, geometries, tree, vertex_counts, shapely.bounds(geometries), zooms, {})
 
 
 @dataclass(frozen=True, eq=False)
@@ -211,12 +216,22 @@ class VectorTileSource:
         check_tile(z, x, y)
         bounds = mercantile.xy_bounds(x, y, z)
         box_m = (bounds.left, bounds.bottom, bounds.right, bounds.top)
-        encoded = [
-            self._encode(layer, box_m, z) for layer in self._selected(layers) if z >= layer.spec.min_zoom
-        ]
-        if not any(len(layer.rows) for layer, _ in encoded):
+        scale = self.extent / (bounds.right - bounds.left)
+        chosen = [layer for layer in self._selected(layers) if z >= layer.spec.min_zoom]
+        picked = [self._pick(layer, box_m, z, scale) for layer in chosen]
+        grid = TileGrid(bounds.left, bounds.top, scale, -scale)
+        named = [(layer.name, shapes) for layer, (_, shapes) in zip(chosen, picked, strict=True)]
+        encoded = encode_layers(named, grid)
+        if not any(len(layer.rows) for layer in encoded):
             return b""
-        return encode_tile(encoded, extent=self.extent)
+        features = [
+            (
+                replace(layer, rows=source.source_rows[hits[layer.rows]]),
+                source.properties.take(hits[layer.rows]),
+            )
+            for source, (hits, _), layer in zip(chosen, picked, encoded, strict=True)
+        ]
+        return encode_tile(features, extent=self.extent)
 
     def _selected(self, names: tuple[str, ...] | None) -> tuple[_Layer, ...]:
         if names is None:
@@ -228,22 +243,15 @@ class VectorTileSource:
             )
         return tuple(self._by_name[name] for name in names)
 
-    def _encode(
-        self, layer: _Layer, bounds: tuple[float, float, float, float], z: int
-    ) -> tuple[EncodedLayer, Properties]:
-        """Select by the index, clip with the buffer, simplify, move to integer tile units and encode."""
+    def _pick(
+        self, layer: _Layer, bounds: tuple[float, float, float, float], z: int, scale: float
+    ) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.object_]]:
+        """A layer's features in a tile: their rows (found by the index) and their geometry, simplified and
+        clipped with the buffer."""
         minx, miny, maxx, maxy = bounds
-        scale = self.extent / (maxx - minx)
         pad = self.buffer / scale
         hits = np.sort(layer.shape.tree.query(shapely.box(minx - pad, miny - pad, maxx + pad, maxy + pad)))
-        if len(hits) == 0:
-            return encode_layer(layer.name, layer.shape.geometries[:0]), layer.properties.take(hits)
-        shapes = _simplified(layer.shape, hits, z, scale)
-        shapes = shapely.clip_by_rect(shapes, minx - pad, miny - pad, maxx + pad, maxy + pad)
-        local = _to_tile_units(shapes, minx, maxy, scale)
-        encoded = encode_layer(layer.name, local)
-        rows = hits[encoded.rows]
-        return replace(encoded, rows=layer.source_rows[rows]), layer.properties.take(rows)
+        return hits, _clipped(layer.shape, hits, _simplified(layer.shape, hits, z, scale), bounds, pad)
 
 
 def _simplified(
@@ -276,6 +284,25 @@ def _simplified(
         shapes = shapes.copy()
         shapes[complex_] = shapely.simplify(shapes[complex_], spec.simplify / scale, preserve_topology=False)
     return shapes
+
+
+def _clipped(
+    shape: LayerGeometry,
+    hits: npt.NDArray[np.intp],
+    shapes: npt.NDArray[np.object_],
+    bounds: tuple[float, float, float, float],
+    pad: float,
+) -> npt.NDArray[np.object_]:
+    """``shapes`` (the geometries at ``hits``) clipped to the tile's box grown by ``pad``; those wholly
+    inside it are kept as they are (most features of a tile: clipping them would only copy them)."""
+    minx, miny, maxx, maxy = bounds[0] - pad, bounds[1] - pad, bounds[2] + pad, bounds[3] + pad
+    box = shape.bounds[hits]
+    crossing = (box[:, 0] < minx) | (box[:, 1] < miny) | (box[:, 2] > maxx) | (box[:, 3] > maxy)
+    if not crossing.any():
+        return shapes
+    result = shapes.copy()
+    result[crossing] = shapely.clip_by_rect(shapes[crossing], minx, miny, maxx, maxy)
+    return result
 
 
 def check_tile(z: int, x: int, y: int) -> None:
@@ -339,16 +366,6 @@ def _level_tolerance(spec: LayerSpec, z: int) -> float:
     """The simplification tolerance of a level zoom in Web Mercator metres."""
     world_m = 2 * math.pi * 6378137.0
     return spec.simplify * world_m / (2.0**z * TILE_EXTENT)
-
-
-def _to_tile_units(
-    geometries: npt.NDArray[np.object_], minx: float, maxy: float, scale: float
-) -> npt.NDArray[np.object_]:
-    """Web Mercator metres → tile units, x right and y down from the tile's top-left corner."""
-    origin = np.array([minx, maxy])
-    factor = np.array([scale, -scale])
-    result: npt.NDArray[np.object_] = shapely.transform(geometries, lambda xy: (xy - origin) * factor)
-    return result
 
 
 def plan_layers(

@@ -1,15 +1,17 @@
-"""Vectorised Mapbox Vector Tile encoding of geometries already in integer tile units (y down).
+"""Vectorised Mapbox Vector Tile encoding of geometries, mapped to integer tile units (y down) on the way.
 
 ``mapbox_vector_tile.encode`` walks every vertex and builds every feature in Python; this module builds the
 MVT command streams (MoveTo/LineTo/ClosePath with zig-zag deltas, spec 2.1 §4.3) and the protobuf
-messages (varints, packed fields) for a whole layer at once with numpy, so a tile's cost grows with its
-vertices in C, not with its features in Python. Property values are encoded once, when a layer is prepared
+messages (varints, packed fields) for all the layers of a tile at once with numpy, so a tile's cost grows
+with its vertices in C, not with its features (or layers) in Python: a tile holds a few hundred features,
+and what is left is mostly the fixed cost of each numpy call, paid once a tile. Property values are encoded once, when a layer is prepared
 (:class:`Properties`); a tile picks its value table with integer operations. Tiles it writes decode with any
 MVT reader, ``mapbox_vector_tile.decode`` included.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 import struct
 from collections.abc import Mapping, Sequence
@@ -21,13 +23,22 @@ import numpy.typing as npt
 import pandas as pd
 import shapely
 
-__all__ = ["EncodedLayer", "Properties", "encode_layer", "encode_tile"]
+__all__ = [
+    "TILE_UNITS",
+    "EncodedLayer",
+    "Properties",
+    "TileGrid",
+    "encode_layer",
+    "encode_layers",
+    "encode_tile",
+]
 
 IntArray = npt.NDArray[np.int64]
 ObjectArray = npt.NDArray[np.object_]
 
 _MOVE_TO, _LINE_TO, _CLOSE_PATH = 1, 2, 7
 _POINT, _LINE, _POLYGON = 1, 2, 3
+_POLYGON_TYPE = shapely.GeometryType.POLYGON
 _PROTO_LAYER_VERSION = 2
 _ONE_BYTE = tuple(bytes((value,)) for value in range(0x80))
 
@@ -52,25 +63,93 @@ class EncodedLayer:
     offsets: IntArray
 
 
-def encode_layer(name: str, geometries: ObjectArray) -> EncodedLayer:
-    """Encode the geometries of one layer, given in tile units (y down; rounded to integers here).
+@dataclass(frozen=True)
+class TileGrid:
+    """The affine map from a geometry's coordinates to integer tile units: ``(xy - origin) * scale``,
+    rounded. Applied to the coordinate arrays the encoder extracts anyway, so no geometry is rebuilt in
+    tile units first (rebuilding them costs as much as encoding them)."""
+
+    origin_x: float = 0.0
+    origin_y: float = 0.0
+    scale_x: float = 1.0
+    scale_y: float = 1.0
+
+    def snap(self, coords: npt.NDArray[np.float64]) -> IntArray:
+        """Coordinates (n × 2) in integer tile units."""
+        origin = np.array([self.origin_x, self.origin_y])
+        scale = np.array([self.scale_x, self.scale_y])
+        snapped: IntArray = np.rint((coords - origin) * scale).astype(np.int64)
+        return snapped
+
+
+#: geometries already in tile units
+TILE_UNITS = TileGrid()
+
+
+def encode_layer(name: str, geometries: ObjectArray, grid: TileGrid = TILE_UNITS) -> EncodedLayer:
+    """Encode the geometries of one layer, mapped to integer tile units (y down) by ``grid`` (default: they
+    are in tile units already, and are only rounded).
 
     Each geometry becomes one feature of the type of its highest dimension (lower-dimension parts of a
     collection are dropped); rings are oriented as the spec wants (exterior positive area), and empty or
     degenerate geometries (a ring with no area, a line of one point) are left out: ``rows`` says which
     inputs survived. Features come grouped by type (points, lines, polygons), each group in input order.
     """
-    dims = shapely.get_dimensions(geometries)
-    parts, owner = shapely.get_parts(geometries, return_index=True)
-    keep = shapely.get_dimensions(parts) == dims[owner]
-    parts, owner = parts[keep], owner[keep]
-    part_dims = shapely.get_dimensions(parts)
+    parts, owner, part_dims = _parts(geometries)
     pieces = [
-        _encode_points(parts, owner, part_dims == 0),
-        _encode_lines(parts, owner, part_dims == 1),
-        _encode_polygons(parts, owner, part_dims == 2),
+        _encode_points(parts, owner, part_dims == 0, grid),
+        _encode_lines(parts, owner, part_dims == 1, grid),
+        _encode_polygons(parts, owner, part_dims == 2, grid),
     ]
     return _merge(name, [piece for piece in pieces if piece is not None])
+
+
+def _parts(geometries: ObjectArray) -> tuple[ObjectArray, IntArray, IntArray]:
+    """The single parts of the highest dimension of each geometry, in order: the parts, their owner and
+    their dimension.
+
+    Only the collections (multi-parts, a clip's leftovers) are taken apart: single polygons (footprints,
+    grids: most features of a tile) are their own part, and taking them apart would only copy them.
+    """
+    single = shapely.get_type_id(geometries) == _POLYGON_TYPE
+    if single.all():
+        return geometries, np.arange(len(geometries)), np.full(len(geometries), 2)
+    several = np.flatnonzero(~single)
+    parts, index = shapely.get_parts(geometries[several], return_index=True)
+    owner = several[index]
+    part_dims = shapely.get_dimensions(parts)
+    keep = part_dims == shapely.get_dimensions(geometries[several])[index]
+    owner = np.concatenate([np.flatnonzero(single), owner[keep]])
+    order = np.argsort(owner, kind="stable")
+    parts = np.concatenate([geometries[single], parts[keep]])[order]
+    dims = np.concatenate([np.full(int(single.sum()), 2), part_dims[keep]])[order]
+    return parts, owner[order], dims
+
+
+def encode_layers(
+    layers: Sequence[tuple[str, ObjectArray]], grid: TileGrid = TILE_UNITS
+) -> list[EncodedLayer]:
+    """:func:`encode_layer` of each (name, geometries), in one pass over all their geometries when they are
+    polygons (a tile's layers: the fixed cost of the numpy calls is paid once, not once a layer).
+    """
+    sizes = [len(geometries) for _, geometries in layers]
+    together = encode_layer(
+        "", np.concatenate([g for _, g in layers]) if layers else np.empty(0, object), grid
+    )
+    if np.any(np.diff(together.rows) <= 0):  # features of other types come first: not in layer order
+        return [encode_layer(name, geometries, grid) for name, geometries in layers]
+    first_row = np.cumsum([0, *sizes])
+    cuts = np.searchsorted(together.rows, first_row)
+    return [
+        EncodedLayer(
+            name,
+            together.rows[start:end] - row,
+            together.types[start:end],
+            together.geometry[together.offsets[start] : together.offsets[end]],
+            together.offsets[start : end + 1] - together.offsets[start],
+        )
+        for (name, _), row, start, end in zip(layers, first_row[:-1], cuts[:-1], cuts[1:], strict=True)
+    ]
 
 
 @dataclass(frozen=True)
@@ -85,20 +164,21 @@ def _zigzag(values: IntArray) -> IntArray:
     return (values << 1) ^ (values >> 63)
 
 
-def _feature_deltas(coords: IntArray, feature_of_point: IntArray) -> IntArray:
-    """Delta of each point from the previous point of the same feature (the cursor starts at 0,0 per feature)."""
-    previous = np.zeros_like(coords)
-    previous[1:] = coords[:-1]
-    first = np.ones(len(coords), dtype=bool)
-    first[1:] = feature_of_point[1:] != feature_of_point[:-1]
-    previous[first] = 0
-    return _zigzag(coords - previous)
+def _feature_deltas(coords: IntArray, firsts: IntArray) -> IntArray:
+    """Delta of each point from the previous point of the same feature, zig-zagged; ``firsts`` are the
+    positions of each feature's first point, whose delta is from 0,0 (the cursor starts there)."""
+    deltas = np.empty_like(coords)
+    deltas[1:] = coords[1:] - coords[:-1]
+    deltas[firsts] = coords[firsts]
+    return _zigzag(deltas)
 
 
-def _encode_points(parts: ObjectArray, owner: IntArray, mask: npt.NDArray[np.bool_]) -> _Streams | None:
+def _encode_points(
+    parts: ObjectArray, owner: IntArray, mask: npt.NDArray[np.bool_], grid: TileGrid
+) -> _Streams | None:
     if not mask.any():
         return None
-    coords = np.rint(shapely.get_coordinates(parts[mask])).astype(np.int64)
+    coords = grid.snap(shapely.get_coordinates(parts[mask]))
     point_owner = owner[mask]
     rows, starts, counts = np.unique(point_owner, return_index=True, return_counts=True)
     lengths = 1 + 2 * counts
@@ -107,16 +187,18 @@ def _encode_points(parts: ObjectArray, owner: IntArray, mask: npt.NDArray[np.boo
     out[offsets[:-1]] = _MOVE_TO | (counts << 3)
     index_in_feature = np.arange(len(coords)) - np.repeat(starts, counts)
     position = np.repeat(offsets[:-1], counts) + 1 + 2 * index_in_feature
-    deltas = _feature_deltas(coords, point_owner)
+    deltas = _feature_deltas(coords, starts)
     out[position], out[position + 1] = deltas[:, 0], deltas[:, 1]
     return _Streams(rows.astype(np.int64), np.full(len(rows), _POINT), out, offsets)
 
 
-def _encode_lines(parts: ObjectArray, owner: IntArray, mask: npt.NDArray[np.bool_]) -> _Streams | None:
+def _encode_lines(
+    parts: ObjectArray, owner: IntArray, mask: npt.NDArray[np.bool_], grid: TileGrid
+) -> _Streams | None:
     if not mask.any():
         return None
     _, coords, (offsets,) = shapely.to_ragged_array(parts[mask])
-    coords, counts = _drop_repeats(np.rint(coords).astype(np.int64), np.diff(offsets))
+    coords, counts = _drop_repeats(grid.snap(coords), np.diff(offsets))
     good = counts >= 2
     if not good.any():
         return None
@@ -124,11 +206,13 @@ def _encode_lines(parts: ObjectArray, owner: IntArray, mask: npt.NDArray[np.bool
     return _sequences(coords, counts[good], owner[mask][good], closed=False)
 
 
-def _encode_polygons(parts: ObjectArray, owner: IntArray, mask: npt.NDArray[np.bool_]) -> _Streams | None:
+def _encode_polygons(
+    parts: ObjectArray, owner: IntArray, mask: npt.NDArray[np.bool_], grid: TileGrid
+) -> _Streams | None:
     if not mask.any():
         return None
     vertices, ring_counts, rings_per_polygon = _ring_layout(parts[mask])
-    coords, counts = _drop_repeats(np.rint(vertices).astype(np.int64), ring_counts)
+    coords, counts = _drop_repeats(grid.snap(vertices), ring_counts)
     ring_owner = np.repeat(owner[mask], rings_per_polygon)
     exterior = np.zeros(len(counts), dtype=bool)
     exterior[np.concatenate([[0], np.cumsum(rings_per_polygon)[:-1]])] = True
@@ -205,9 +289,10 @@ def _sequences(coords: IntArray, counts: IntArray, owner: IntArray, *, closed: b
     starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
     index_in_seq = np.arange(len(coords)) - np.repeat(starts, counts)
     position = np.repeat(seq_offsets[:-1], counts) + 1 + 2 * index_in_seq + (index_in_seq > 0)
-    deltas = _feature_deltas(coords, np.repeat(owner, counts))
+    first_seq = np.flatnonzero(np.concatenate([[True], owner[1:] != owner[:-1]]))  # owners come in order
+    deltas = _feature_deltas(coords, starts[first_seq])
     out[position], out[position + 1] = deltas[:, 0], deltas[:, 1]
-    rows, first_seq = np.unique(owner, return_index=True)
+    rows = owner[first_seq]
     offsets = np.concatenate([seq_offsets[first_seq], [seq_offsets[-1]]])
     kind = _POLYGON if closed else _LINE
     return _Streams(rows.astype(np.int64), np.full(len(rows), kind), out, offsets)
@@ -315,20 +400,27 @@ def _plain(value: object) -> object:
 def encode_tile(layers: Sequence[tuple[EncodedLayer, Properties]], *, extent: int = 4096) -> bytes:
     """Write encoded layers as MVT protobuf bytes (spec 2.1), each feature with the id ``row + 1``.
 
+    The feature messages of every layer are written in one pass (:func:`_feature_messages`) and cut into
+    layers after: a tile's cost is then mostly its vertices, not a fixed price per layer.
+
     Args:
         layers: each encoded layer with the properties of its features (aligned with ``rows``).
         extent: tile extent written into each layer.
     """
+    present = [(encoded, properties) for encoded, properties in layers if len(encoded.rows)]
+    if not present:
+        return b""
+    tables = [_tag_table(properties) for _, properties in present]
+    features = _feature_messages([encoded for encoded, _ in present], tables)
     return b"".join(
-        _field_bytes(3, _layer_bytes(encoded, properties, extent))
-        for encoded, properties in layers
-        if len(encoded.rows)
+        _field_bytes(3, _layer_bytes(encoded, properties, table, messages, extent))
+        for (encoded, properties), (_, _, table), messages in zip(present, tables, features, strict=True)
     )
 
 
-def _layer_bytes(encoded: EncodedLayer, properties: Properties, extent: int) -> bytes:
-    tags, tag_counts, table = _tag_table(properties)
-    features = _feature_messages(encoded, tags, tag_counts)
+def _layer_bytes(
+    encoded: EncodedLayer, properties: Properties, table: bytes, features: bytes, extent: int
+) -> bytes:
     head = _varint_field(15, _PROTO_LAYER_VERSION) + _field_bytes(1, encoded.name.encode())
     keys = b"".join(_field_bytes(3, key.encode()) for key in properties.keys)
     return head + features + keys + table + _varint_field(5, extent)
@@ -338,74 +430,109 @@ def _tag_table(properties: Properties) -> tuple[IntArray, IntArray, bytes]:
     """Tags of all features (concatenated key/value index pairs), tags per feature, and the value table
     (the values the tile uses, in the order of the layer's table)."""
     present = properties.codes >= 0
-    used, local = np.unique(properties.codes[present], return_inverse=True)
+    codes = properties.codes[present]
+    seen = np.zeros(len(properties.values), dtype=bool)
+    seen[codes] = True  # the values in use, found without sorting the codes
+    used = np.flatnonzero(seen)
+    local = (np.cumsum(seen) - 1)[codes]
     keys = np.broadcast_to(np.arange(len(properties.keys)), properties.codes.shape)[present]
     tags = np.empty(2 * len(local), dtype=np.int64)
     tags[0::2], tags[1::2] = keys, local
     return tags, 2 * present.sum(axis=1), b"".join(properties.values[used])
 
 
-def _feature_messages(encoded: EncodedLayer, tags: IntArray, tag_counts: IntArray) -> bytes:
-    """All ``feature`` messages of a layer (field 2), laid out with numpy: no Python work per feature."""
-    n = len(encoded.rows)
-    tag_bytes, tag_sizes = _varints(tags)
-    geom_bytes, geom_sizes = _varints(encoded.geometry)
-    tag_len = _per_feature(tag_sizes, tag_counts)
-    geom_len = _per_feature(geom_sizes, np.diff(encoded.offsets))
-    ids = _varints(encoded.rows + 1)
-    parts = [
-        _constant(0x08, n), ids,
-        _constant(0x12, n), _varints(tag_len), (tag_bytes, tag_len),
-        _constant(0x18, n), _varints(encoded.types),
-        _constant(0x22, n), _varints(geom_len), (geom_bytes, geom_len),
-    ]  # fmt: skip
-    body_len = np.sum([lengths for _, lengths in parts], axis=0)
-    return _interleave([_constant(0x12, n), _varints(body_len), *parts])
+def _feature_messages(
+    layers: Sequence[EncodedLayer], tables: Sequence[tuple[IntArray, IntArray, bytes]]
+) -> list[bytes]:
+    """The ``feature`` messages (field 2) of each layer, written as one stream of integers varint-encoded at
+    once and cut at the layers' boundaries.
+
+    Per feature the stream holds ``0x12, body length, 0x08, id, 0x12, tags length, tags…, 0x18, type,
+    0x22, geometry length, geometry…``: field keys are single-byte varints and every other item is a varint
+    of its own, so encoding each integer of the stream as a varint gives the protobuf bytes. A handful of
+    numpy calls per tile, whatever its layers and features: a tile holds a few hundred features, too few to
+    amortise more.
+    """
+    tags = np.concatenate([tags for tags, _, _ in tables])
+    tag_counts = np.concatenate([counts for _, counts, _ in tables])
+    geometry = np.concatenate([layer.geometry for layer in layers])
+    geom_counts = np.concatenate([np.diff(layer.offsets) for layer in layers])
+    sizes = _varint_sizes(np.concatenate([tags, geometry]))
+    tag_len = _run_sums(sizes[: len(tags)], np.concatenate([[0], np.cumsum(tag_counts)]))
+    geom_len = _run_sums(sizes[len(tags) :], np.concatenate([[0], np.cumsum(geom_counts)]))
+    ids = np.concatenate([layer.rows for layer in layers]) + 1
+    types = np.concatenate([layer.types for layer in layers])
+    body_len = 5 + _varint_sizes(ids) + _varint_sizes(tag_len) + tag_len + _varint_sizes(geom_len) + geom_len
+    n = len(ids)
+    head = np.stack([np.full(n, 0x12), body_len, np.full(n, 0x08), ids, np.full(n, 0x12), tag_len], axis=1)
+    middle = np.stack([np.full(n, 0x18), types, np.full(n, 0x22), geom_len], axis=1)
+    counts = len(_HEAD) + len(_MIDDLE) + tag_counts + geom_counts
+    starts = np.cumsum(counts) - counts
+    tag_at = starts + len(_HEAD)
+    geom_at = tag_at + tag_counts + len(_MIDDLE)
+    stream = np.empty(int(counts.sum()), dtype=np.int64)
+    stream[(starts[:, None] + _HEAD).ravel()] = head.ravel()
+    stream[(tag_at + tag_counts)[:, None] + _MIDDLE] = middle
+    stream[_spread(tag_at, tag_counts)] = tags
+    stream[_spread(geom_at, geom_counts)] = geometry
+    data = _varint_bytes(stream, _varint_sizes(stream))
+    message_bytes = np.concatenate([[0], np.cumsum(1 + _varint_sizes(body_len) + body_len)])
+    cuts = message_bytes[np.cumsum([0, *(len(layer.rows) for layer in layers)])]
+    return [data[start:end] for start, end in itertools.pairwise(cuts)]
 
 
-Ragged = tuple[npt.NDArray[np.uint8], IntArray]
+_HEAD = np.arange(6)
+_MIDDLE = np.arange(4)
 
 
-def _constant(byte: int, n: int) -> Ragged:
-    return np.full(n, byte, dtype=np.uint8), np.ones(n, dtype=np.int64)
+def _spread(starts: IntArray, counts: IntArray) -> IntArray:
+    """Positions ``starts[i], starts[i] + 1, … starts[i] + counts[i] - 1`` of every run, concatenated."""
+    run_start = np.cumsum(counts) - counts
+    return np.repeat(starts - run_start, counts) + np.arange(int(counts.sum()))
 
 
-def _per_feature(sizes: IntArray, counts: IntArray) -> IntArray:
-    """Sum ``sizes`` over consecutive runs of ``counts`` items (runs may be empty)."""
-    owner = np.repeat(np.arange(len(counts)), counts)
-    return np.bincount(owner, weights=sizes, minlength=len(counts)).astype(np.int64)
+def _run_sums(values: IntArray, offsets: IntArray) -> IntArray:
+    """Sums of ``values`` over the runs ``offsets[i]:offsets[i + 1]`` (runs may be empty)."""
+    total = np.concatenate([[0], np.cumsum(values)])
+    result: IntArray = total[offsets[1:]] - total[offsets[:-1]]
+    return result
 
 
-def _varints(values: IntArray) -> Ragged:
-    """Protobuf base-128 varints of non-negative integers: the bytes, and the byte count of each value."""
-    v = np.asarray(values, dtype=np.uint64)
-    top = int(v.max(initial=0))
-    if top < 0x80:  # the common case (types, counts, small tags): one byte each
-        return v.astype(np.uint8), np.ones(len(v), dtype=np.int64)
-    widths = (top.bit_length() + 6) // 7
+def _varint_sizes(values: IntArray) -> IntArray:
+    """Bytes of the protobuf varint of each integer (non-negative, below 2**63)."""
+    v = np.asarray(values, dtype=np.int64)
     sizes = np.ones(len(v), dtype=np.int64)
-    for k in range(1, widths):
-        sizes += v >= np.uint64(1 << (7 * k))
-    starts = np.cumsum(sizes) - sizes
-    out = np.empty(int(sizes[-1] + starts[-1]), dtype=np.uint8)
-    for k in range(widths):
-        sel = np.flatnonzero(sizes > k) if k else np.arange(len(v))
-        byte = ((v[sel] >> np.uint64(7 * k)) & np.uint64(0x7F)).astype(np.uint8)
-        out[starts[sel] + k] = byte | np.where(sizes[sel] > k + 1, np.uint8(0x80), np.uint8(0))
-    return out, sizes
+    top = int(v.max(initial=0))
+    for k in range(1, (top.bit_length() + 6) // 7):
+        sizes += v >= 1 << (7 * k)
+    return sizes
 
 
-def _interleave(parts: list[Ragged]) -> bytes:
-    """Per feature, the bytes of each part in turn: part 0 of feature 0, part 1 of feature 0, … part 0 of 1, …"""
-    lengths = np.stack([sizes for _, sizes in parts], axis=1)
-    within = np.cumsum(lengths, axis=1) - lengths
-    feature_start = np.cumsum(lengths.sum(axis=1)) - lengths.sum(axis=1)
-    out = np.empty(int(lengths.sum()), dtype=np.uint8)
-    for k, (data, sizes) in enumerate(parts):
-        first = np.cumsum(sizes) - sizes
-        index_in_part = np.arange(len(data)) - np.repeat(first, sizes)
-        out[np.repeat(feature_start + within[:, k], sizes) + index_in_part] = data
+def _varint_bytes(values: IntArray, sizes: IntArray) -> bytes:
+    """Protobuf base-128 varints of integers (non-negative, below 2**63) whose sizes are ``sizes``,
+    concatenated.
+
+    Written one digit at a time over the values that still have that digit: most values of a tile (field
+    keys, commands, short deltas) are one byte, so later digits touch few values.
+    """
+    v = np.asarray(values, dtype=np.int64)
+    width = int(sizes.max(initial=1))
+    if width == 1:
+        return v.astype(np.uint8).tobytes()
+    at = np.cumsum(sizes) - sizes
+    out = np.empty(int(at[-1] + sizes[-1]), dtype=np.uint8)
+    out[at] = (v & 0x7F).astype(np.uint8) | ((sizes > 1).view(np.uint8) << np.uint8(7))
+    for k in range(1, width):
+        todo = np.flatnonzero(sizes > k)
+        digit = ((v[todo] >> (7 * k)) & 0x7F).astype(np.uint8)
+        out[at[todo] + k] = digit | ((sizes[todo] > k + 1).view(np.uint8) << np.uint8(7))
     return out.tobytes()
+
+
+def _varints(values: IntArray) -> tuple[npt.NDArray[np.uint8], IntArray]:
+    """Protobuf base-128 varints of non-negative integers: the bytes, and the byte count of each value."""
+    sizes = _varint_sizes(values)
+    return np.frombuffer(_varint_bytes(values, sizes), dtype=np.uint8), sizes
 
 
 def _varint(value: int) -> bytes:

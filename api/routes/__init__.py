@@ -6,7 +6,10 @@ from fastapi import APIRouter
 
 from api.routes import audit, auth, cases, districts, flags, flights, missions, open311, plans, tiles
 
+#: tiles first: a map view asks for dozens of tiles at once, and routes are matched in this order (no
+#: other router's paths overlap the tile routes)
 ROUTERS: tuple[APIRouter, ...] = (
+    tiles.router,
     auth.router,
     districts.router,
     plans.router,
@@ -17,5 +20,4 @@ ROUTERS: tuple[APIRouter, ...] = (
     flights.router,
     audit.router,
     open311.router,
-    tiles.router,
 )

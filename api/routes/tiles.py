@@ -107,10 +107,11 @@ def plan_tilejson(
 async def plan_tile(
     request: Request,
     who: Caller,
-    tiles: TilesDep,
     plan_id: IdPath,
     number: IdPath,
-    tile: TileDep,
+    z: _TileIndex,
+    x: _TileIndex,
+    y: _TileIndex,
     rev: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None,
     crs: CrsQuery = "wgs84",
 ) -> Response:
@@ -118,8 +119,11 @@ async def plan_tile(
 
     A tile of the revision its URL names is served without the database while this process holds that
     revision's source (from the cache without leaving the event loop); otherwise the current revision is
-    looked up (and served).
+    looked up (and served). The tile service and address are taken here rather than as dependencies:
+    each dependency FastAPI resolves costs as much as a cache look-up.
     """
+    tiles: TileService = request.app.state.tiles
+    tile = TileAddress(z, x, y)
     if rev is not None:
         cached = tiles.known_plan_tile(who, plan_id, number, rev, tile, crs, cached_only=True)
         if cached is not None:

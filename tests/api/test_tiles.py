@@ -134,6 +134,8 @@ def test_a_named_revision_is_served_without_the_database_once_its_source_is_buil
     _, _, geom = _building(drafted)
     first, second = (_tile_of(geom, z) for z in (16, 15))
     paths = [f"{V1}/{t.z}/{t.x}/{t.y}.mvt" for t in (first, second)]
+    cache = drafted.client.app.state.tiles.tile_cache  # type: ignore[attr-defined]
+    counted = cache.stats.hits + cache.stats.misses
     assert _get(drafted, paths[0], params={"rev": 1}).status_code == 200  # builds revision 1's source
     statements: list[str] = []
 
@@ -155,6 +157,9 @@ def test_a_named_revision_is_served_without_the_database_once_its_source_is_buil
     )
     assert unnamed.headers["cache-control"] == "private, no-cache" and unnamed.content == cached.content
     assert len([s for s in statements if s.startswith("SELECT")]) == 1  # the unnamed request's look-up
+    # each request is one hit or one miss, though a miss is looked up on the event loop and again in a thread
+    assert cache.stats.hits + cache.stats.misses - counted == 4
+    assert cache.stats.hits >= 2  # the cached tile and the unnamed request's
     outsider = create_token(
         Principal("outsider", "planner", "110101"), secret=drafted.settings.secret(), minutes=5
     )

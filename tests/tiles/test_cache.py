@@ -27,6 +27,15 @@ def test_hit_and_miss_are_counted() -> None:
     assert (stats.hits, stats.misses, stats.tiles, stats.bytes) == (1, 1, 1, 3)
 
 
+def test_a_probe_counts_a_hit_but_leaves_the_miss_to_the_render() -> None:
+    cache = TileCache()
+    assert cache.probe(_key()) is None
+    assert cache.get_or_render(_key(), lambda: b"abc") == b"abc"
+    assert cache.probe(_key()) == b"abc"
+    stats = cache.stats
+    assert (stats.hits, stats.misses) == (1, 1)
+
+
 def test_key_includes_layers_and_version() -> None:
     cache = TileCache()
     cache.put(_key("v1", layers=("grids",)), b"grids v1")

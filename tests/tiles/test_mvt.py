@@ -28,7 +28,15 @@ from tiles.mvt import (
     buildings_with_codes,
     plan_layers,
 )
-from tiles.mvt_encode import Properties, _varint, _varints, encode_layer, encode_tile
+from tiles.mvt_encode import (
+    Properties,
+    TileGrid,
+    _varint,
+    _varints,
+    encode_layer,
+    encode_layers,
+    encode_tile,
+)
 
 Z = 16
 LON, LAT = 120.7050, 31.3050
@@ -238,6 +246,61 @@ def _decode_ours(shapes: np.ndarray[Any, np.dtype[np.object_]]) -> list[dict[str
     data = encode_tile([(encoded, Properties.from_columns({"i": encoded.rows}, len(encoded.rows)))])
     features: list[dict[str, Any]] = _decode(data)["t"]["features"]
     return sorted(features, key=lambda f: f["properties"]["i"])
+
+
+def _same_layer(a: Any, b: Any) -> None:
+    assert a.name == b.name
+    for field in ("rows", "types", "geometry", "offsets"):
+        assert np.array_equal(getattr(a, field), getattr(b, field)), field
+
+
+@pytest.mark.parametrize("with_points", [False, True])
+def test_layers_encoded_together_equal_layers_encoded_apart(with_points: bool) -> None:
+    rng = np.random.default_rng(5)
+    polygons = [shapely.buffer(Point(*rng.uniform(0, 4000, 2)), 40.0) for _ in range(30)]
+    sliver = Polygon([(10, 10), (10.2, 10), (10.2, 10.3)])  # dropped: rows of later layers still match
+    first = np.array([*polygons[:10], sliver, *polygons[10:12]], dtype=object)
+    second = np.array(polygons[12:] + ([Point(5, 5)] if with_points else []), dtype=object)
+    named = [("a", first), ("empty", np.empty(0, dtype=object)), ("b", second)]
+    grid = TileGrid(100.0, 4000.0, 0.5, -0.5)
+    together = encode_layers(named, grid)
+    assert [layer.name for layer in together] == ["a", "empty", "b"]
+    for layer, (name, shapes) in zip(together, named, strict=True):
+        _same_layer(layer, encode_layer(name, shapes, grid))
+    assert 10 not in together[0].rows and len(together[1].rows) == 0
+
+
+def test_a_tile_grid_maps_to_tile_units() -> None:
+    shapes = np.array([box(1000, 1000, 1010, 1010), LineString([(1000, 1020), (1003.25, 1001.5)])])
+    moved = encode_layer("t", shapes, TileGrid(1000.0, 1020.0, 2.0, -2.0))
+    by_hand = shapely.transform(shapes, lambda xy: (xy - [1000.0, 1020.0]) * [2.0, -2.0])
+    assert shapely.equals(by_hand[0], box(0, 20, 20, 40)) and shapely.equals(
+        by_hand[1], LineString([(0, 0), (6.5, 37.0)])
+    )
+    _same_layer(moved, encode_layer("t", by_hand))
+
+
+def test_a_tile_of_several_layers_agrees_with_mapbox_vector_tile() -> None:
+    rng = np.random.default_rng(8)
+    layers = {
+        name: [shapely.buffer(Point(*rng.uniform(0, 4096, 2)), 300.0, quad_segs=3) for _ in range(count)]
+        for name, count in (("one", 7), ("two", 1), ("three", 12))
+    }
+    encoded = encode_layers([(name, np.array(shapes, dtype=object)) for name, shapes in layers.items()])
+    data = encode_tile(
+        [
+            (layer, Properties.from_columns({"n": [f"{layer.name}{i}" for i in layer.rows]}, len(layer.rows)))
+            for layer in encoded
+        ]
+    )
+    decoded = _decode(data)
+    assert list(decoded) == list(layers)
+    for name, shapes in layers.items():
+        features = decoded[name]["features"]
+        assert [f["properties"]["n"] for f in features] == [f"{name}{i}" for i in range(len(shapes))]
+        assert [f["id"] for f in features] == list(range(1, len(shapes) + 1))
+        for feature, original in zip(features, shapes, strict=True):
+            assert shape(feature["geometry"]).symmetric_difference(original).area < 0.02 * original.area
 
 
 def test_degenerate_geometries_are_dropped() -> None:
