@@ -5,9 +5,11 @@ Usage::
     python bench/gridding.py [--sizes 50000,250000,1000000] [--peers maxp,metis,gerrychain] [--suzhou PATH]
 
 For each district (the Suzhou test district and demo districts of the given sizes, seed 7, generated once and
-cached under ``bench/results/``) every solver runs in its own fresh worker process, pinned to one CPU core
-with the thread pools of numpy's libraries set to one thread. The worker loads the district (not timed), runs
-:func:`gis.gridder.make_plan` with the solver for both grids and micro-grids, and reports the wall time of
+cached under ``bench/results/``) every solver runs in its own fresh worker process with the thread pools of
+numpy's libraries set to one thread, so it computes on one core at a time. Workers are not pinned to a CPU:
+pinning each to the lowest allowed CPU would make two benchmarks running at once share that one core while
+the others idle. The worker loads the district (not timed), runs :func:`gis.gridder.make_plan` with the
+solver for both grids and micro-grids, and reports the wall time of
 ``make_plan`` and its CPU time (process time: on a shared machine the wall time also counts waiting for
 a core), the process's peak resident memory (``ru_maxrss`` read right after ``make_plan``, so it covers
 loading plus gridding and nothing else), the quality report's overall row and the number of plan-contract
@@ -91,8 +93,6 @@ def run_worker(solver: str, path: Path, seed: int) -> dict[str, Any]:
     from gis.model import GridRules
     from gis.validate import validate_plan
 
-    if hasattr(os, "sched_setaffinity"):
-        os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
     district = read_district(path)
     loaded_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     peer = make_solver(solver, seed)

@@ -20,6 +20,7 @@ from gis.graph import (
     _touch_across,
     build_graph,
     components,
+    coverage_union_by,
     row_ids,
     tessellate,
 )
@@ -357,3 +358,15 @@ def test_carve_survives_a_broken_voronoi_cell() -> None:
     assert shapely.area(carved).tolist() == pytest.approx(shapely.area(expected).tolist())
     assert shapely.area(carved).sum() == pytest.approx(area.area)
     assert shapely.covers(carved, footprints).all()
+
+
+def test_coverage_union_by_merges_each_group() -> None:
+    """Groups out of order and of sizes in different size classes each get their union; none is empty."""
+    squares = np.array([shapely.box(x, 0, x + 1, 1) for x in range(8)], dtype=object)
+    merged = coverage_union_by(squares, np.array([2, 0, 0, 2, 2, 4, 4, 3]), 6)  # sizes 2, 0, 3, 1, 2, 0
+    assert shapely.equals(merged[0], shapely.box(1, 0, 3, 1))
+    assert shapely.equals(merged[2], shapely.union_all(squares[[0, 3, 4]]))
+    assert shapely.get_num_geometries(merged[2]) == 2  # square 0 does not touch squares 3-4
+    assert shapely.equals(merged[3], squares[7])
+    assert shapely.equals(merged[4], shapely.box(5, 0, 7, 1))
+    assert shapely.is_empty(merged[[1, 5]]).all()

@@ -149,3 +149,13 @@ def test_tiling_drops_slivers_thinner_than_a_centimetre(strip_m: float, gap_m2: 
     children = np.array([box(0, 0, 50, 1000), box(50 + strip_m, 0, 100, 1000)], dtype=object)
     result = tiling(parent, children, np.array([0, 0]))
     assert result.gap_m2[0] == pytest.approx(gap_m2, rel=1e-3, abs=1e-6)
+
+
+def test_tiling_measures_only_the_parents_left_uncovered() -> None:
+    """A covered parent has an empty gap; the next one's missing strip is still found, at its own index."""
+    parents = np.array([box(0, 0, 10, 10), box(20, 0, 30, 10), box(40, 0, 50, 10)], dtype=object)
+    children = np.array([box(0, 0, 10, 10), box(20, 0, 27, 10), box(40, 0, 50, 5), box(40, 5, 50, 10)])
+    result = tiling(parents, children, np.array([0, 1, 2, 2]))
+    assert result.gap_m2.tolist() == pytest.approx([0.0, 30.0, 0.0])
+    assert shapely.equals(result.gap[1], box(27, 0, 30, 10))
+    assert shapely.is_empty(result.gap[[0, 2]]).all()
