@@ -2,7 +2,7 @@
 
 Usage::
 
-    python bench/missions.py [--households 50000] [--suzhou PATH] [--altitude-m 80]
+    python bench/missions.py [--households 50000] [--suzhou PATH] [--altitude-m 80] [--uncovered-share 0.002]
 
 On every grid of the Suzhou test district (when present) and of a demo district (seed 7), both planners
 cover the grid with the same camera (DJI Mavic 3E, 80 m, 80% front / 70% side overlap), the same
@@ -14,17 +14,18 @@ district at seeded random points of random grids.
 
 - **SkyGrid**: :func:`drone.coverage.plan_coverage` (angle search over the hull's edge directions, notched
   grids cut into two cells flown at their own angles, lines placed beside no-fly zones, band-spanning legs
-  split at concavities, detours, at most 0.2% of the grid given up where that saves a line or a leg's
-  end, legs ordered by a local search on the flight time from and back to take-off, turns counted).
+  split at concavities, detours, at most ``--uncovered-share`` of the grid (default the planner's 0.2%)
+  given up where that saves a line or a leg's end, legs ordered by a local search on the flight time from
+  and back to take-off, turns counted).
 - **Baseline** (QGC style): transects along the longest edge of the grid's outer ring, each cut to its two
   outermost intersections with the ring (holes and no-fly zones ignored), flown back and forth from the
   corner nearest take-off.
 
 Measured per grid: planning time (CPU time of the process, so that other work on a shared machine counts
-less, and wall time), share of the flyable grid (grid minus no-fly zones with their 5 m
-clearance) covered by photo cells at the requested overlap (cells of spacing × trigger distance around
-each distance-triggered photo), flight time from take-off back to take-off, and segments entering a no-fly
-zone. Flight-time savings are reported on concave grids (area < 90% of the convex hull's).
+less, and wall time; the lesser of two runs of each planner), share of the flyable grid (grid minus no-fly
+zones with their 5 m clearance) covered by photo cells at the requested overlap (cells of spacing × trigger
+distance around each distance-triggered photo), flight time from take-off back to take-off, and segments
+entering a no-fly zone. Flight-time savings are reported on concave grids (area < 90% of the convex hull's).
 Targets: ≤ 50 ms per grid, coverage ≥ 99.5%, ≥ 10% shorter on concave grids, 0 no-fly crossings.
 """
 
@@ -33,8 +34,10 @@ from __future__ import annotations
 import argparse
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import geopandas as gpd
 import numpy as np
@@ -61,6 +64,9 @@ CONCAVE_SOLIDITY = 0.9
 SYNTHETIC_ZONES = 8
 SYNTHETIC_RADIUS_M = 30.0
 VERTICAL_CLEARANCE_M = 20.0
+UNCOVERED_SHARE = CoverageSettings(1.0, 1.0).uncovered_share  # the planner's default
+#: Each grid is planned this many times and the least time kept.
+TIMING_REPEATS = 2
 
 
 @dataclass(frozen=True)
@@ -88,9 +94,30 @@ class GridResult:
     base_cross: int
 
 
+T = TypeVar("T")
+
+
+def least_time(plan: Callable[[], T], repeats: int = TIMING_REPEATS) -> tuple[T, float, float]:
+    """``plan()``'s result and its least CPU and wall time (ms) over ``repeats`` runs: the work of other
+    processes on a shared machine (cache and cores taken) only ever adds, so the least is the plan's own."""
+    cpu_ms, wall_ms = math.inf, math.inf
+    for _ in range(repeats):
+        start, wall = time.process_time(), time.perf_counter()
+        result = plan()
+        cpu_ms = min(cpu_ms, (time.process_time() - start) * 1000)
+        wall_ms = min(wall_ms, (time.perf_counter() - wall) * 1000)
+    return result, cpu_ms, wall_ms
+
+
 def baseline(area: BaseGeometry, settings: CoverageSettings, home: XY) -> Route:
     """QGC-style survey: longest-edge angle, lines cut to the outermost intersections, holes ignored."""
-    start, wall = time.process_time(), time.perf_counter()
+    (vertices, photo), cpu_ms, wall_ms = least_time(lambda: _qgc_survey(area, settings, home))
+    return Route(vertices, photo, cpu_ms, wall_ms)
+
+
+def _qgc_survey(
+    area: BaseGeometry, settings: CoverageSettings, home: XY
+) -> tuple[tuple[XY, ...], tuple[bool, ...]]:
     outer = shapely.Polygon(max(shapely.get_parts(area), key=lambda p: p.area).exterior)
     ring = np.asarray(outer.exterior.coords)
     d = np.diff(ring, axis=0)
@@ -115,8 +142,7 @@ def baseline(area: BaseGeometry, settings: CoverageSettings, home: XY) -> Route:
                 (xs.max() + settings.turnaround_m, y),
             ]
         )
-    vertices, photo = _boustrophedon(legs, angle, (origin.x, origin.y), home)
-    return Route(vertices, photo, (time.process_time() - start) * 1000, (time.perf_counter() - wall) * 1000)
+    return _boustrophedon(legs, angle, (origin.x, origin.y), home)
 
 
 def _boustrophedon(
@@ -161,9 +187,7 @@ def take_off(grid: BaseGeometry, obstacles: Obstacles) -> XY:
 
 
 def ours(area: BaseGeometry, settings: CoverageSettings, home: XY, obstacles: Obstacles) -> Route:
-    start, wall = time.process_time(), time.perf_counter()
-    path = plan_coverage(area, settings, home_xy=home, no_fly=obstacles)
-    elapsed, wall_ms = (time.process_time() - start) * 1000, (time.perf_counter() - wall) * 1000
+    path, elapsed, wall_ms = least_time(lambda: plan_coverage(area, settings, home_xy=home, no_fly=obstacles))
     out = detour(home, path.vertices[0], obstacles)
     back = detour(path.vertices[-1], home, obstacles)
     vertices = (*out[:-1], *path.vertices, *back[1:])
@@ -202,7 +226,9 @@ def measure(
     return cover, model.fly_s(route.vertices), legs_through(route.vertices, zones)
 
 
-def bench_district(name: str, district: District, altitude_m: float) -> list[GridResult]:
+def bench_district(
+    name: str, district: District, altitude_m: float, uncovered_share: float
+) -> list[GridResult]:
     plan = make_plan(district, GridRules())
     crs = local_metric_crs(plan.grids)
     grids = plan.grids.to_crs(crs)
@@ -214,6 +240,7 @@ def bench_district(name: str, district: District, altitude_m: float) -> list[Gri
         margin_m=0.0,
         cruise_speed_m_s=model.cruise_speed_m_s,
         turn_s=model.turn_s,
+        uncovered_share=uncovered_share,
     )
     zones = no_fly_zones(district, grids, crs, altitude_m, seed=7)
     obstacles = Obstacles(zones, settings.clearance_m)
@@ -285,6 +312,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--households", type=int, default=50_000, help="size of the demo district")
     parser.add_argument("--suzhou", type=Path, default=SUZHOU)
     parser.add_argument("--altitude-m", type=float, default=80.0)
+    parser.add_argument(
+        "--uncovered-share",
+        type=float,
+        default=UNCOVERED_SHARE,
+        help="share of a grid the planner may leave out of the photos (default: the planner's)",
+    )
     args = parser.parse_args(argv)
     cases: list[tuple[str, District]] = []
     if args.suzhou.exists():
@@ -298,7 +331,11 @@ def main(argv: list[str] | None = None) -> int:
         )
     )
     text = "\n".join(
-        report(name, bench_district(name, district, args.altitude_m)) for name, district in cases
+        report(
+            f"{name} (up to {args.uncovered_share:.1%} of a grid left out of the photos)",
+            bench_district(name, district, args.altitude_m, args.uncovered_share),
+        )
+        for name, district in cases
     )
     print(text)
     RESULTS.mkdir(parents=True, exist_ok=True)

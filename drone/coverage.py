@@ -10,8 +10,8 @@ How the route is made as short as it can be, with the time model of :class:`dron
 
 - **Angle.** Candidates are a regular step plus every edge direction of the convex hull (the narrowest
   direction, hence the fewest lines, lies along one of them). A quick estimate from the lines' extents
-  ranks them all; the best few are ranked again with their legs in order; the best one or two get their
-  final legs (:class:`_AngleSearch`).
+  (a turn between staggered line ends counted once, as flown) ranks them all; the best few are ranked
+  again with their legs in order; the best one or two get their final legs (:class:`_AngleSearch`).
 - **Lines beside no-fly zones.** Line offsets need not be even: they are placed at most a spacing apart so
   that as few as possible run through keep-out (:func:`line_offsets`); a line that still meets a small
   zone goes round it with photos paused, a bigger zone splits it into separate legs. What the lines leave
@@ -24,9 +24,11 @@ How the route is made as short as it can be, with the time model of :class:`dron
   near take-off, or hopping where the turn is gentle, often beats plain back-and-forth. The two routes
   estimated fastest are assembled (transits round no-fly zones included) and the faster is flown.
 - **Ends.** Each leg spans its band's whole piece of the area (slanted edges covered, unlike QGC), less
-  half a trigger distance. Away from no-fly zones, at most ``uncovered_share`` of the area is given up
-  where that saves most: first the tips of corners that poke a few metres past a whole number of
-  spacings (one line fewer, :func:`_shaved`), then thin slivers at the legs' ends.
+  half a trigger distance. At most ``uncovered_share`` of the area is given up where that saves most:
+  first the tips of corners that poke a few metres past a whole number of spacings (one line fewer,
+  :func:`_shaved`), then thin slivers at the legs' ends. Beside no-fly zones the share may be needed
+  for the gaps the zones leave; the lines are then also made keeping it for them, and the quicker
+  kept (:func:`_filled`).
 
 Stages: :func:`transect_legs` (area + angle → legs), :func:`order_legs` and :func:`improve_order` (legs →
 route order), :func:`detour` (transit → obstacle-free polyline), :func:`plan_coverage` orchestrates them.
@@ -353,7 +355,7 @@ class _AngleSearch:
         return self.routed[angle]
 
     def best_angles(
-        self, candidates: Sequence[float], shortlist: int = 3, within: float = 0.02
+        self, candidates: Sequence[float], shortlist: int = 4, within: float = 0.02
     ) -> list[float]:
         """The best angle, and the runner-up of the shortlist when its route is within ``within`` of it.
 
@@ -415,19 +417,46 @@ def lines_time_s(
     region: BaseGeometry, angle_deg: float, settings: CoverageSettings, keep_out: BaseGeometry
 ) -> float:
     """Quick flight-time estimate at ``angle_deg``: every band piece flown end to end as its own leg (two
-    turns, two turnarounds and a hop of one spacing each), keep-out cutting only the bands."""
+    turns, two turnarounds and a hop of one spacing each), keep-out cutting only the bands; where
+    neighbouring bands are whole lines flown back and forth, a turn whose ends are staggered enough to
+    leave or join a line within 30° counts once (:func:`_staggered_s`)."""
     origin = region.centroid
     rotated = affinity.rotate(region, -angle_deg, origin=origin)
     blocker = affinity.rotate(keep_out, -angle_deg, origin=origin) if not keep_out.is_empty else None
-    budget_m2 = settings.uncovered_share * region.area if blocker is None else 0.0
-    xa, xb, _ = _pieces(_bands(rotated, blocker, settings.spacing_m, _QUICK_STEP_M, budget_m2)[2])
+    budget_m2 = settings.uncovered_share * region.area
+    centres, _, strips = _bands(rotated, blocker, settings.spacing_m, _QUICK_STEP_M, budget_m2)
+    xa, xb, band = _pieces(strips)
     if not len(xa):
         return math.inf
     photo_m = np.clip(xb - xa - settings.trigger_distance_m, 0.0, None).sum()
     per_leg_s = (
         2 * settings.turn_s + (2 * settings.turnaround_m + settings.spacing_m) / settings.cruise_speed_m_s
     )
-    return float(photo_m / settings.cruise_speed_m_s + len(xa) * per_leg_s)
+    lines_s = photo_m / settings.cruise_speed_m_s + len(xa) * per_leg_s
+    return float(lines_s + _staggered_s(xa, xb, band, centres, settings))
+
+
+def _staggered_s(
+    xa: Array, xb: Array, band: npt.NDArray[np.int_], centres: Array, settings: CoverageSettings
+) -> float:
+    """Seconds to add to the two-turn estimate of the turns between neighbouring bands that are one piece
+    each, flown back and forth (turning at the right ends, then the left, either way round): the hop
+    is the slanted one between the ends, and one turn is saved where the ends lie at least √3 line
+    gaps apart (the drone leaves one line or joins the next within 30°)."""
+    piece = np.full(len(centres), -1)
+    piece[band] = np.arange(len(band))  # of the bands with one piece
+    single = np.bincount(band, minlength=len(centres)) == 1
+    pair = np.flatnonzero(single[:-1] & single[1:])
+    if not len(pair):
+        return 0.0
+    i, j = piece[pair], piece[pair + 1]
+    gap = centres[pair + 1] - centres[pair]
+    right = pair % 2 == 0
+    ends = np.abs([xb[j] - xb[i], xa[j] - xa[i]])  # (side, pair)
+    dx = np.where(right, ends, ends[::-1])  # row 0: the first turn at the right ends; row 1: at the left
+    saved = np.where(dx >= math.sqrt(3) * gap, settings.turn_s, 0.0)
+    extra = (np.hypot(dx, gap) - settings.spacing_m) / settings.cruise_speed_m_s - saved
+    return float(extra.sum(axis=1).min())
 
 
 def transect_legs(
@@ -457,11 +486,10 @@ def transect_legs(
     join = (
         settings.turn_s * settings.cruise_speed_m_s + 2 * settings.turnaround_m if join_m is None else join_m
     )
-    # beside keep-out the share goes to the gaps the zones leave (_fill), not to shaved tips or trimmed ends
-    budget_m2 = settings.uncovered_share * region.area if blocker is None else 0.0
-    lines = _band_lines(rotated, blocker, settings, join, budget_m2, trim=trim)
+    share_m2 = settings.uncovered_share * region.area
+    lines = _band_lines(rotated, blocker, settings, join, share_m2, trim=trim)
     if fill_gaps and blocker is not None and len(lines.y):
-        lines = _fill(rotated, blocker, settings, lines, join, settings.uncovered_share * region.area)
+        lines = _filled(rotated, blocker, settings, lines, join, share_m2)
     entry, exit_ = _extensions(lines.xa, lines.xb, lines.y, settings.turnaround_m, blocker)
     centre = (origin.x, origin.y)
     pts = np.stack([np.column_stack([x, lines.y]) for x in (entry, lines.xa, lines.xb, exit_)], axis=1)
@@ -496,6 +524,13 @@ class _Lines:
         ys = [np.full(len(x) // 2, v) for x, v in zip(xs, self.y, strict=True)]
         flat = np.concatenate(xs) if xs else np.zeros(0)
         return flat[0::2], flat[1::2], np.concatenate(ys) if ys else np.zeros(0)
+
+    def same_photos(self, other: _Lines) -> bool:
+        """Whether both photograph the same stretches."""
+        mine, theirs = self.photo_pieces(), other.photo_pieces()
+        return len(mine[0]) == len(theirs[0]) and all(
+            np.allclose(a, b, rtol=0.0, atol=1e-6) for a, b in zip(mine, theirs, strict=True)
+        )
 
     def concat(self, other: _Lines, band: npt.NDArray[np.int_]) -> _Lines:
         return _Lines(
@@ -584,9 +619,12 @@ def _shaved(rotated: BaseGeometry, spacing_m: float, budget_m2: float) -> tuple[
     if lines < 2 or excess > spacing_m / 2:
         return miny, maxy
     below = np.linspace(0.0, excess, _SHAVE_SPLITS)
+    # the tips are measured in the two slabs that can be shaved, not the whole outline, again and again
+    bottom = shapely.clip_by_rect(rotated, minx - 1, miny - 1, maxx + 1, miny + excess)
+    top = shapely.clip_by_rect(rotated, minx - 1, maxy - excess, maxx + 1, maxy + 1)
     lost = [
-        shapely.area(shapely.clip_by_rect(rotated, minx - 1, miny - 1, maxx + 1, miny + d))
-        + shapely.area(shapely.clip_by_rect(rotated, minx - 1, maxy - (excess - d), maxx + 1, maxy + 1))
+        shapely.area(shapely.clip_by_rect(bottom, minx - 1, miny - 1, maxx + 1, miny + d))
+        + shapely.area(shapely.clip_by_rect(top, minx - 1, maxy - (excess - d), maxx + 1, maxy + 1))
         for d in below
     ]
     k = int(np.argmin(lost))
@@ -621,16 +659,24 @@ def _trimmed(lines: _Lines, edges: Array, strips: npt.NDArray[np.object_], budge
             for b, x, lo, hi in zip(lines.band, lines.xb, low, high, strict=True)
         ],
     ]
-    boxes = [
-        shapely.box(lines.xa[:, None], low[:, None], (lines.xa[:, None] + trims), high[:, None]),
-        shapely.box(lines.xb[:, None] - trims, low[:, None], lines.xb[:, None], high[:, None]),
-    ]
-    lost = np.stack(
+    lost = np.array(  # (2, m, k): clipping to a rectangle is much quicker than a general intersection
         [
-            shapely.area(shapely.intersection(np.array(e, dtype=object)[:, None], b))
-            for e, b in zip(ends, boxes, strict=True)
+            [
+                [
+                    shapely.area(shapely.clip_by_rect(end, x, lo, x + t, hi)) if t > 0 else 0.0
+                    for t in line_trims
+                ]
+                for end, x, lo, hi, line_trims in zip(ends[0], lines.xa, low, high, trims, strict=True)
+            ],
+            [
+                [
+                    shapely.area(shapely.clip_by_rect(end, x - t, lo, x, hi)) if t > 0 else 0.0
+                    for t in line_trims
+                ]
+                for end, x, lo, hi, line_trims in zip(ends[1], lines.xb, low, high, trims, strict=True)
+            ],
         ]
-    )  # (2, m, k)
+    ).reshape(2, m, k)
     trims = np.broadcast_to(trims, (2, m, k))
     cut = np.zeros((2, m))
     spent = np.zeros((2, m))
@@ -697,13 +743,15 @@ def _placed(
     returns them with their count (even offsets and a huge count when none fit)."""
     low_m, high_m, spacing_m, window = span
     cost = np.where(grid <= low_m + spacing_m / 2 + 1e-9, 0.0, np.inf)
+    penalty = inside[None, :] + 1e-3 / spacing_m * np.abs(grid[None, :] - even[:, None])  # (line, offset)
+    shifted = np.full(len(grid), np.inf)
     history = []
-    for k, target in enumerate(even):
-        cost = cost + inside + 1e-3 * np.abs(grid - target) / spacing_m
+    for k in range(len(even)):
+        cost = cost + penalty[k]
         if k == len(even) - 1:
             break
         history.append(cost)
-        shifted = np.concatenate([[np.inf], cost[:-1]])  # best previous line within a spacing below each
+        shifted[1:] = cost[:-1]  # best previous line within a spacing below each
         cost = minimum_filter1d(shifted, size=window, origin=(window - 1) // 2, mode="constant", cval=np.inf)
     cost = np.where(grid >= high_m - spacing_m / 2 - 1e-9, cost, np.inf)
     j = int(np.argmin(cost))
@@ -717,6 +765,44 @@ def _placed(
     return grid[index], int(inside[index].sum())
 
 
+def _filled(
+    rotated: BaseGeometry,
+    blocker: BaseGeometry,
+    settings: CoverageSettings,
+    lines: _Lines,
+    join_m: float,
+    share_m2: float,
+) -> _Lines:
+    """``lines`` (whose tips and ends may have used the uncovered share) with lines over the gaps beside
+    keep-out (:func:`_fill`). When those gaps then need lines of their own, the lines made keeping the
+    whole share for the gaps are filled too, and the quicker kept: a gap line costs two turns, a shaved
+    tip or trimmed end saves less. Those are kept anyway if the first leave more than the share out."""
+    filled, left_m2 = _fill(rotated, blocker, settings, lines, join_m, share_m2)
+    if len(filled.y) == len(lines.y) and left_m2 <= share_m2:
+        return filled
+    unspent = _band_lines(rotated, blocker, settings, join_m)
+    if unspent.same_photos(lines):  # nothing was given up at the tips or ends
+        return filled
+    kept, _ = _fill(rotated, blocker, settings, unspent, join_m, share_m2)
+    if left_m2 > share_m2 or _lines_s(kept, settings) < _lines_s(filled, settings):
+        return kept
+    return filled
+
+
+def _lines_s(lines: _Lines, settings: CoverageSettings) -> float:
+    """Rough flight time of ``lines`` (as :func:`lines_time_s`, plus the detours round keep-out)."""
+    per_leg_s = (
+        2 * settings.turn_s + (2 * settings.turnaround_m + settings.spacing_m) / settings.cruise_speed_m_s
+    )
+    detours = sum(len(b) // 2 for b in lines.breaks)
+    photo_m = float((lines.xb - lines.xa).sum() + lines.bypass_m.sum())
+    return photo_m / settings.cruise_speed_m_s + len(lines.y) * per_leg_s + 4 * settings.turn_s * detours
+
+
+#: Gaps smaller than this share of a photo cell never get a line of their own (slivers along the outline).
+_SLIVER = 0.01
+
+
 def _fill(
     rotated: BaseGeometry,
     blocker: BaseGeometry,
@@ -724,24 +810,36 @@ def _fill(
     lines: _Lines,
     join_m: float,
     budget_m2: float,
-) -> _Lines:
+) -> tuple[_Lines, float]:
     """Add lines over what the photo cells of ``lines`` leave uncovered (beside cut lines), the largest gaps
     first, until what is left holds at most ``budget_m2`` (a line of its own costs two turns and
-    turnarounds however small the gap; gaps under a twentieth of a photo cell never get one)."""
-    half_t, half_s = settings.trigger_distance_m / 2, settings.spacing_m / 2
-    xa, xb, y = lines.photo_pieces()
-    cells = shapely.union_all(shapely.box(xa - half_t, y - half_s, xb + half_t, y + half_s))
-    parts = shapely.get_parts(rotated.difference(cells))
+    turnarounds however small the gap; slivers under :data:`_SLIVER` of a photo cell never get one); returns
+    the lines and the area they leave uncovered (measured again: a gap's lines need not cover all of
+    it, keep-out beside them cuts them short)."""
+    parts = _uncovered(rotated, lines, settings)
     areas = shapely.area(parts)
     left_m2 = float(areas.sum())
+    added = False
     for k in np.argsort(-areas):
-        if left_m2 <= budget_m2 or areas[k] <= 0.05 * settings.spacing_m * settings.trigger_distance_m:
+        if left_m2 <= budget_m2 or areas[k] <= _SLIVER * settings.spacing_m * settings.trigger_distance_m:
             break
         extra = _band_lines(parts[k], blocker, settings, join_m)  # each part has its own bands
         nearest = np.abs(extra.y[:, None] - lines.y[None, :]).argmin(axis=1)
         lines = lines.concat(extra, lines.band[nearest])
         left_m2 -= float(areas[k])
-    return lines
+        added = True
+    if added:
+        left_m2 = float(shapely.area(_uncovered(rotated, lines, settings)).sum())
+    return lines, left_m2
+
+
+def _uncovered(rotated: BaseGeometry, lines: _Lines, settings: CoverageSettings) -> npt.NDArray[np.object_]:
+    """The parts of ``rotated`` outside the photo cells of ``lines``."""
+    half_t, half_s = settings.trigger_distance_m / 2, settings.spacing_m / 2
+    xa, xb, y = lines.photo_pieces()
+    cells = shapely.union_all(shapely.box(xa - half_t, y - half_s, xb + half_t, y + half_s))
+    parts: npt.NDArray[np.object_] = shapely.get_parts(rotated.difference(cells))
+    return parts
 
 
 def _cut(
@@ -771,12 +869,15 @@ def _merge_gaps(
     xa, xb, y, band = xa[order], xb[order], y[order], band[order]
     if not len(xa):
         return _Lines(xa, xb, y, band, [], np.zeros(0))
+    # a piece can lie within an earlier one's x-range (pieces above one another in a band): the line
+    # reaches as far as the furthest piece so far, not the last one
+    xb = _running_max(xb, band)
     gap = xa[1:] - xb[:-1]
     same = band[1:] == band[:-1]
     blocked = np.zeros(len(gap), dtype=bool)
     reach = np.zeros(len(gap))
-    if blocker is not None and same.any():
-        idx = np.flatnonzero(same)
+    if blocker is not None and (same & (gap > 0)).any():
+        idx = np.flatnonzero(same & (gap > 0))
         gaps = shapely.linestrings(
             np.stack([np.column_stack([xb[idx], y[idx]]), np.column_stack([xa[idx + 1], y[idx]])], axis=1)
         )
@@ -787,6 +888,14 @@ def _merge_gaps(
         reach[hit] = _reach(gaps[blocked[idx]], y[hit], blocker)
     join = same & (gap <= join_m) & (reach <= spacing_m)
     return _joined(xa, xb, y, band, join, np.where(blocked & join, 2 * reach, -1.0))
+
+
+def _running_max(values: Array, groups: npt.NDArray[np.int_]) -> Array:
+    """Running maximum of ``values`` within each run of equal ``groups`` (sorted ascending)."""
+    lift = (groups - groups.min()) * (float(np.ptp(values)) + 1.0)  # each group above all earlier ones
+    running = np.maximum.accumulate(values + lift) - lift
+    exact: Array = np.where(running > values + 1e-9, running, values)  # a value that is its own maximum stays
+    return exact
 
 
 def _reach(gaps: npt.NDArray[np.object_], y: Array, blocker: BaseGeometry) -> Array:

@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 import shapely
-from shapely.geometry import LineString, Polygon
+from shapely.geometry import LineString, MultiPolygon, Polygon
 
 from bench.missions import baseline
 from drone.coverage import (
@@ -17,14 +17,17 @@ from drone.coverage import (
     Obstacles,
     cuts,
     detour,
+    flight_time_s,
     improve_order,
     legs_through,
     line_offsets,
+    lines_time_s,
     order_legs,
     path_length_m,
     photo_cells,
     plan_coverage,
     route_time_s,
+    transect_legs,
 )
 from drone.sorties import FlightModel
 
@@ -283,6 +286,49 @@ def test_a_corner_poking_past_whole_spacings_is_given_up_for_one_line_fewer() ->
     assert (len(lean.legs), len(full.legs)) == (3, 4)
     assert 1.0 - SETTINGS.uncovered_share <= _covered(lean.vertices, lean.photo, area) < 1.0
     assert _covered(full.vertices, full.photo, area) == pytest.approx(1.0, abs=1e-9)
+
+
+def test_a_tip_beside_a_no_fly_zone_is_given_up_too_when_the_zone_leaves_no_gaps() -> None:
+    height = 3 * SETTINGS.spacing_m - 1.0  # as above, with a zone just outside the area
+    area = Polygon(
+        [(0, 0), (300, 0), (300, height), (160, height), (150, height + 5), (140, height), (0, height)]
+    )
+    zone = shapely.box(-30, 20, -12, 60)  # its keep-out ends 3 m short of the area: no gap to fill
+    path = plan_coverage(area, SETTINGS, home_xy=(-30.0, -30.0), no_fly=[zone])
+    assert len(path.legs) == 3
+    assert 1.0 - SETTINGS.uncovered_share <= _covered(path.vertices, path.photo, area) < 1.0
+    assert legs_through(path.vertices, [zone]) == 0
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_beside_zones_the_uncovered_share_is_never_exceeded(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    area, zones = _random_area(rng)
+    path = plan_coverage(area, SETTINGS, home_xy=(-300.0, -300.0), no_fly=zones)
+    keep_out = Obstacles(zones, SETTINGS.clearance_m).keep_out_near(area)
+    target = area.difference(keep_out)
+    # the share of what is left to photograph, and a hair for cells drawn from triggered photos
+    assert _covered(path.vertices, path.photo, target) >= 1.0 - SETTINGS.uncovered_share - 5e-4
+
+
+def test_a_band_piece_lying_within_anothers_extent_leaves_the_line_whole() -> None:
+    # one band: a long strip below, and a short separate piece above its middle
+    area = MultiPolygon([shapely.box(0, 0, 300, 10), shapely.box(100, 20, 120, 30)])
+    legs = transect_legs(area, 0.0, SETTINGS, Polygon())
+    half_t = SETTINGS.trigger_distance_m / 2
+    assert [(leg.start[0], leg.end[0]) for leg in legs] == [pytest.approx((half_t, 300 - half_t))]
+
+
+@pytest.mark.parametrize("stagger", [0.0, 4.0])
+def test_the_quick_estimate_turns_once_between_staggered_line_ends_as_flown(stagger: float) -> None:
+    exact = CoverageSettings(SETTINGS.spacing_m, SETTINGS.trigger_distance_m, uncovered_share=0.0)
+    height = 5 * exact.spacing_m  # five lines; each ends `stagger` line gaps beyond the one below
+    area = Polygon([(0, 0), (300, 0), (300 + stagger * height, height), (stagger * height, height)])
+    legs = sorted(transect_legs(area, 0.0, exact, Polygon()), key=lambda leg: leg.start[1])
+    back_and_forth = [leg if i % 2 == 0 else leg.reversed() for i, leg in enumerate(legs)]
+    flown_s = flight_time_s([p for leg in back_and_forth for p in leg.points], exact)
+    flown_s += 2 * exact.turn_s  # the estimate counts a turn onto the first leg and off the last
+    assert lines_time_s(area, 0.0, exact, Polygon()) == pytest.approx(flown_s, rel=0.02)
 
 
 def test_gaps_beside_a_zone_get_lines_of_their_own_only_beyond_the_uncovered_share() -> None:
