@@ -30,8 +30,8 @@ import pyproj
 import shapely
 from shapely.geometry import Polygon
 
-from drone.geometry import camera_centre, image_to_ground, pixel_rays
-from drone.model import Camera, Frame, Pose
+from drone.geometry import camera_centre, pixel_rays
+from drone.model import Frame, Pose
 from vision.model import Detections
 
 FloatArray = npt.NDArray[np.float64]
@@ -192,6 +192,10 @@ class Geolocator:
         if buildings is not None and pyproj.CRS.from_user_input(buildings.crs) != self.crs:
             raise ValueError(f"buildings are in {buildings.crs}, the geolocator works in {self.crs}")
         self._buildings = buildings if buildings is not None and len(buildings) else None
+        self._building_heights_m = (
+            np.zeros(0) if buildings is None else buildings["height_m"].to_numpy(np.float64)
+        )
+        self._building_polygons = np.zeros(0, object) if buildings is None else buildings.geometry.to_numpy()
         self._heights = class_height_m
         self._pixel_error_px = pixel_error_px
         self._to_crs = pyproj.Transformer.from_crs(WGS84, self.crs, always_xy=True)
@@ -215,11 +219,15 @@ class Geolocator:
         camera = frame.camera
         w, h = camera.image_width_px, camera.image_height_px
         corners = np.array([[0.0, 0.0], [w, 0.0], [w, h], [0.0, h]])
-        enu = _clipped_ground(corners, frame.pose, camera, 10.0 * frame.pose.altitude_agl_m)
+        rays = pixel_rays(corners, frame.pose, camera)
+        enu = _clipped_plane(rays, frame.pose, np.zeros(len(rays)), 10.0 * frame.pose.altitude_agl_m)
         return Polygon(self.pose_frame(frame.pose).to_crs(enu))
 
     def locate(self, detections: Detections, frame: Frame) -> GroundDetections:
         """Locate every box of ``detections`` (taken from ``frame``) on the ground or on a roof.
+
+        All boxes of the frame go through the camera model together (one ray per box centre and corner), since
+        a frame holds tens of boxes and this runs on every processed frame.
 
         Raises:
             ValueError: the detections belong to another frame.
@@ -227,88 +235,81 @@ class Geolocator:
         if detections.frame_id != frame.frame_id:
             raise ValueError(f"detections of frame {detections.frame_id} given with frame {frame.frame_id}")
         pose_frame = self.pose_frame(frame.pose)
-        located = [self._locate_box(box, label, frame, pose_frame) for box, label in _boxes(detections)]
+        count = len(detections)
+        x1, y1, x2, y2 = detections.boxes_xyxy.astype(np.float64).T
+        corners = np.stack([x1, y1, x2, y1, x2, y2, x1, y2], axis=1).reshape(-1, 2)
+        centres = np.column_stack([(x1 + x2) / 2.0, (y1 + y2) / 2.0])
+        rays = pixel_rays(np.concatenate([centres, corners]), frame.pose, frame.camera)
+        surface_m = self._surface_heights(rays[:count], frame.pose, pose_frame)
+        object_m = np.array([self._heights.get(label, 0.0) for label in detections.labels()], np.float64)
+        plane_m = surface_m + object_m / 2.0
+        max_range_m = 10.0 * frame.pose.altitude_agl_m
+        centre_enu = _clipped_plane(rays[:count], frame.pose, plane_m, max_range_m)
+        corner_enu = _clipped_plane(rays[count:], frame.pose, np.repeat(plane_m, 4), max_range_m)
+        rings = pose_frame.to_crs(corner_enu).reshape(count, 4, 2)
         return GroundDetections(
             detections=detections,
             crs=self.crs,
-            footprints=np.array([item[0] for item in located] or [], dtype=object),
-            points_xy=np.array([item[1] for item in located]).reshape(-1, 2),
-            error_m=np.array([item[2] for item in located], dtype=np.float64),
-            surface_m=np.array([item[3] for item in located], dtype=np.float64),
+            footprints=shapely.polygons(rings) if count else np.zeros(0, dtype=object),
+            points_xy=pose_frame.to_crs(centre_enu).reshape(-1, 2),
+            error_m=_errors_m(centre_enu, frame, plane_m, self._pixel_error_px),
+            surface_m=surface_m,
         )
 
-    def _locate_box(
-        self, box: FloatArray, label: str, frame: Frame, pose_frame: _PoseFrame
-    ) -> tuple[Polygon, FloatArray, float, float]:
-        x1, y1, x2, y2 = (float(v) for v in box)
-        centre_px = np.array([[(x1 + x2) / 2.0, (y1 + y2) / 2.0]])
-        surface_m = self._surface_height(centre_px, frame, pose_frame)
-        plane_m = surface_m + self._heights.get(label, 0.0) / 2.0
-        corners = np.array([[x1, y1], [x2, y1], [x2, y2], [x1, y2]])
-        corners_enu = _clipped_ground(
-            corners, frame.pose, frame.camera, 10.0 * frame.pose.altitude_agl_m, plane_m
-        )
-        centre_enu = _clipped_ground(
-            centre_px, frame.pose, frame.camera, 10.0 * frame.pose.altitude_agl_m, plane_m
-        )
-        error = _error_m(centre_enu[0], frame, plane_m, self._pixel_error_px)
-        polygon = Polygon(pose_frame.to_crs(corners_enu))
-        return polygon, pose_frame.to_crs(centre_enu)[0], error, surface_m
+    def _surface_heights(self, rays: FloatArray, pose: Pose, pose_frame: _PoseFrame) -> FloatArray:
+        """Per ray, the height of the highest roof it meets, or 0 when it reaches only the ground.
 
-    def _surface_height(self, centre_px: FloatArray, frame: Frame, pose_frame: _PoseFrame) -> float:
-        """Height of the first roof the box centre's ray meets, or 0 when it reaches the ground first."""
-        if self._buildings is None:
-            return 0.0
-        top_m = min(float(self._buildings["height_m"].max()), frame.pose.altitude_agl_m - 1.0)
-        ends = [image_to_ground(centre_px, frame.pose, frame.camera, h)[0] for h in (0.0, top_m)]
-        if any(np.isnan(end).any() for end in ends):
-            return 0.0
-        segment = shapely.LineString(pose_frame.to_crs(np.array(ends)))
-        hits = self._buildings.sindex.query(segment, predicate="intersects")
-        return self._highest_hit(hits, centre_px, frame, pose_frame)
-
-    def _highest_hit(
-        self, hits: npt.NDArray[np.intp], centre_px: FloatArray, frame: Frame, pose_frame: _PoseFrame
-    ) -> float:
-        assert self._buildings is not None
-        best = 0.0
-        heights = self._buildings["height_m"].to_numpy(dtype=float)[hits]
-        polygons = self._buildings.geometry.to_numpy()[hits]
-        for height, polygon in zip(heights, polygons, strict=True):
-            if height <= best or height >= frame.pose.altitude_agl_m:
-                continue
-            at_roof = pose_frame.to_crs(image_to_ground(centre_px, frame.pose, frame.camera, float(height)))
-            if polygon.contains(shapely.Point(at_roof[0])):
-                best = float(height)
-        return best
+        A roof counts where the ray crosses the roof's plane inside its footprint; the candidates are the
+        buildings the ray's segment from the tallest roof's height down to the ground passes over.
+        """
+        surface = np.zeros(len(rays))
+        if self._buildings is None or not len(rays):
+            return surface
+        top_m = min(self._building_heights_m.max(initial=0.0), pose.altitude_agl_m - 1.0)
+        ground, roof = (_plane_points(rays, pose, np.full(len(rays), h)) for h in (0.0, top_m))
+        usable = np.flatnonzero(~(np.isnan(ground).any(axis=1) | np.isnan(roof).any(axis=1)))
+        ends = np.stack([pose_frame.to_crs(ground[usable]), pose_frame.to_crs(roof[usable])], axis=1)
+        ray_at, building = self._buildings.sindex.query(shapely.linestrings(ends), predicate="intersects")
+        ray_at = usable[ray_at]
+        height = self._building_heights_m[building]
+        below = (height > 0.0) & (height < pose.altitude_agl_m)
+        ray_at, building, height = ray_at[below], building[below], height[below]
+        at_roof = pose_frame.to_crs(_plane_points(rays[ray_at], pose, height))
+        hit = shapely.contains_xy(self._building_polygons[building], at_roof[:, 0], at_roof[:, 1])
+        np.maximum.at(surface, ray_at[hit], height[hit])
+        return surface
 
 
-def _boxes(detections: Detections) -> list[tuple[FloatArray, str]]:
-    boxes = detections.boxes_xyxy.astype(np.float64)
-    return list(zip(boxes, detections.labels(), strict=True))
-
-
-def _clipped_ground(
-    pixels: FloatArray, pose: Pose, camera: Camera, max_range_m: float, height_m: float = 0.0
-) -> FloatArray:
-    """ENU ground points of ``pixels`` on the plane ``z = height_m``; a ray that misses it or lands beyond
-    ``max_range_m`` is cut at that horizontal range along its own bearing."""
-    points = image_to_ground(pixels, pose, camera, height_m)
-    rays = pixel_rays(pixels, pose, camera)
-    bearings = rays[:, :2] / np.maximum(np.linalg.norm(rays[:, :2], axis=1, keepdims=True), 1e-12)
-    far = np.isnan(points[:, 0]) | (np.hypot(points[:, 0], points[:, 1]) > max_range_m)
-    points[far, :2] = bearings[far] * max_range_m
-    points[far, 2] = height_m
+def _plane_points(rays: FloatArray, pose: Pose, height_m: FloatArray) -> FloatArray:
+    """ENU points where ``rays`` from the camera meet the planes ``z = height_m`` (one per ray); NaN rows where
+    a ray does not reach its plane (at or above the horizon, or the plane above the camera)."""
+    centre = camera_centre(pose)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t = (height_m - centre[2]) / rays[:, 2]
+    points: FloatArray = centre + rays * t[:, None]
+    points[~((rays[:, 2] < -1e-12) & (t > 0))] = np.nan
     return points
 
 
-def _error_m(point_enu: FloatArray, frame: Frame, plane_m: float, pixel_error_px: float) -> float:
-    """1-sigma horizontal error of a point located on the plane ``z = plane_m``."""
+def _clipped_plane(rays: FloatArray, pose: Pose, height_m: FloatArray, max_range_m: float) -> FloatArray:
+    """:func:`_plane_points`, where a ray that misses its plane or lands beyond ``max_range_m`` is cut at that
+    horizontal range along its own bearing."""
+    points = _plane_points(rays, pose, height_m)
+    bearings = rays[:, :2] / np.maximum(np.linalg.norm(rays[:, :2], axis=1, keepdims=True), 1e-12)
+    far = np.isnan(points[:, 0]) | (np.hypot(points[:, 0], points[:, 1]) > max_range_m)
+    points[far, :2] = bearings[far] * max_range_m
+    points[far, 2] = height_m[far]
+    return points
+
+
+def _errors_m(points_enu: FloatArray, frame: Frame, plane_m: FloatArray, pixel_error_px: float) -> FloatArray:
+    """1-sigma horizontal error of points located on the planes ``z = plane_m`` (one per point)."""
     pose = frame.pose
-    above_m = max(pose.altitude_agl_m - plane_m, 1e-3)
-    range_m = float(np.hypot(point_enu[0], point_enu[1]))
-    slant_m = float(np.linalg.norm(point_enu - camera_centre(pose)))
+    above_m = np.maximum(pose.altitude_agl_m - plane_m, 1e-3)
+    range_m = np.hypot(points_enu[:, 0], points_enu[:, 1])
+    slant_m = np.linalg.norm(points_enu - camera_centre(pose), axis=1)
     focal_px = float(frame.camera.intrinsics()[0, 0])
     vertical = pose.vertical_accuracy_m * range_m / above_m
     pixel = pixel_error_px * slant_m / focal_px * (slant_m / above_m)
-    return float(np.sqrt(pose.horizontal_accuracy_m**2 + vertical**2 + pixel**2))
+    errors: FloatArray = np.sqrt(pose.horizontal_accuracy_m**2 + vertical**2 + pixel**2)
+    return errors

@@ -28,7 +28,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -67,7 +67,8 @@ class PipelineConfig:
         queue_size: frames each queue holds before the stage feeding it waits.
         min_score: detections below this score are dropped.
         min_sightings: a track becomes a flag once seen this often (the frames of a patrol overlap, so a real
-            object is seen several times; a one-frame misreading is not) ...
+            object is seen several times; a one-frame misreading is not), or in every processed frame that
+            looked at it where fewer did (:attr:`vision.track.Track.looks`: the end of a short patrol) ...
         flag_score: ... or once one sighting scores at least this.
         class_size_m: per-class plausible ground size of a box (:class:`vision.geolocate.SizeRange`); a
             located detection outside its class's range is dropped before tracking and counted.
@@ -104,8 +105,14 @@ class PipelineConfig:
             raise ValueError(f"same_object_overlap must lie in (0, 1], got {self.same_object_overlap}")
 
     def confirmed(self, track: Track) -> bool:
-        """Whether ``track`` has been seen well enough to become a flag."""
-        return track.sightings >= self.min_sightings or track.max_score >= self.flag_score
+        """Whether ``track`` has been seen well enough to become a flag.
+
+        An object can be seen no more often than the processed frames looked at it: one at the end of a short
+        patrol, or one novelty sampling left in a single frame, had one chance, and seen in it, is confirmed.
+        A one-frame misreading where several frames looked still needs ``min_sightings``.
+        """
+        needed = min(self.min_sightings, track.looks) if track.looks else self.min_sightings
+        return track.sightings >= needed or track.max_score >= self.flag_score
 
 
 @dataclass
@@ -240,15 +247,22 @@ class NoveltySampler:
 
 
 class _Evidence:
-    """Evidence crops and full frames on disk, beside the flags file; every file is written atomically."""
+    """Evidence crops and full frames on disk, beside the flags file; every file is written atomically.
 
-    def __init__(self, output: Path, margin: float) -> None:
+    A crop's name holds its frame, so a better view of a track is a new file instead of a rename over the old
+    one (which the file system makes wait for the new file's data to reach the disk). The crop it replaces is
+    deleted only after the next checkpoint: until then the flags and state on disk may still name it.
+    """
+
+    def __init__(self, output: Path, margin: float, tracks: Sequence[Track] = ()) -> None:
         self.root = output.parent
         self.folder = output.with_name(f"{output.stem}_evidence")
         self._margin = margin
+        self._crops = {t.track_id: self.crop_path(t.track_id, t.evidence.frame_id) for t in tracks}
+        self._superseded: list[Path] = []
 
-    def crop_path(self, track_id: str) -> Path:
-        return self.folder / f"{track_id}.jpg"
+    def crop_path(self, track_id: str, frame_id: str) -> Path:
+        return self.folder / f"{track_id}_{frame_id}.jpg"
 
     def frame_path(self, frame_id: str) -> Path:
         return self.folder / "frames" / f"{frame_id}.jpg"
@@ -260,9 +274,20 @@ class _Evidence:
         left, top = max(int(x1 - pad_x), 0), max(int(y1 - pad_y), 0)
         right, bottom = min(math.ceil(x2 + pad_x), width), min(math.ceil(y2 + pad_y), height)
         crop = frame.image[top:bottom, left:right] if right > left and bottom > top else frame.image
-        write_jpeg(self.crop_path(track.track_id), crop, quality=90)
+        path = self.crop_path(track.track_id, frame.frame_id)
+        write_jpeg(path, crop, quality=90)
+        previous = self._crops.get(track.track_id)
+        if previous is not None and previous != path:
+            self._superseded.append(previous)
+        self._crops[track.track_id] = path
         if not self.frame_path(frame.frame_id).exists():
             write_jpeg(self.frame_path(frame.frame_id), frame.image, quality=90)
+
+    def forget_superseded(self) -> None:
+        """Delete the crops that better views replaced (call once flags and state no longer name them)."""
+        for path in self._superseded:
+            path.unlink(missing_ok=True)
+        self._superseded.clear()
 
     def relative(self, path: Path) -> str:
         return path.relative_to(self.root).as_posix()
@@ -406,7 +431,7 @@ class _Run:
         self.coverage = Coverage(state.coverage)
         self.done_coverage = list(state.coverage)
         self.processed = list(state.processed)
-        self.evidence = _Evidence(output, self.config.crop_margin)
+        self.evidence = _Evidence(output, self.config.crop_margin, state.tracks)
         self.to_detect: queue.Queue[_Item | None] = queue.Queue(self.config.queue_size)
         self.to_map: queue.Queue[tuple[_Item, Detections] | None] = queue.Queue(self.config.queue_size)
         self.stop = threading.Event()
@@ -566,7 +591,7 @@ class _Run:
 
     def _checkpoint(self) -> None:
         started = time.perf_counter()
-        tracks = self.tracker.tracks
+        tracks = with_looks(self.tracker.tracks, self.done_coverage)
         flags = self.p.flags(tracks, self._paths)
         self._time("rules", started)
         started = time.perf_counter()
@@ -580,12 +605,24 @@ class _Run:
             "coverage": Coverage(self.done_coverage).wkt(),
         }
         _write_json(state_path(self.output), state)
+        self.evidence.forget_superseded()
         self._time("sink", started)
         self.report.tracks, self.report.flags = len(tracks), len(flags)
 
     def _paths(self, track: Track) -> tuple[str, str]:
-        crop = self.evidence.relative(self.evidence.crop_path(track.track_id))
+        crop = self.evidence.relative(self.evidence.crop_path(track.track_id, track.evidence.frame_id))
         return crop, self.evidence.relative(self.evidence.frame_path(track.evidence.frame_id))
+
+
+def with_looks(tracks: Sequence[Track], footprints: Sequence[BaseGeometry]) -> list[Track]:
+    """``tracks`` with their :attr:`Track.looks`: how many of the processed frames' ground ``footprints`` hold
+    each track's position (how often the object could have been seen)."""
+    if not tracks:
+        return []
+    points = shapely.points([t.x_m for t in tracks], [t.y_m for t in tracks])
+    inside, _ = shapely.STRtree(footprints).query(points, predicate="within")
+    looks = np.bincount(inside, minlength=len(tracks))
+    return [replace(track, looks=int(count)) for track, count in zip(tracks, looks, strict=True)]
 
 
 def _join(threads: Sequence[threading.Thread]) -> None:

@@ -23,7 +23,7 @@ so a restarted run continues with the same tracks.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, fields, replace
 from datetime import datetime
 from typing import Any
 
@@ -69,6 +69,7 @@ class Track:
     evidence: Evidence
     floor_m: float  # the telemetry's horizontal accuracy: a bias shared by all sightings
     class_scores: Mapping[str, float]  # summed sighting score per class: the class vote
+    looks: int = 0  # processed frames whose ground footprint holds the track (0: not counted yet)
 
     def evidence_mass(self, class_weight: Mapping[str, float]) -> float:
         """The evidence for the object: its sightings' summed scores, each class's sum times its weight
@@ -269,9 +270,13 @@ def _voted_class(votes: Mapping[str, float], current: str) -> str:
 
 
 def _track_to_dict(track: Track) -> dict[str, Any]:
-    data = asdict(track)
+    """Field by field (not :func:`dataclasses.asdict`, whose deep copies cost more than the rest of a
+    checkpoint): the state of every track is written at each one."""
+    data = {f.name: getattr(track, f.name) for f in fields(Track)}
     data["first_seen"] = track.first_seen.isoformat()
     data["last_seen"] = track.last_seen.isoformat()
+    data["evidence"] = {f.name: getattr(track.evidence, f.name) for f in fields(Evidence)}
+    data["class_scores"] = dict(track.class_scores)
     return data
 
 

@@ -8,6 +8,7 @@ import math
 import time
 from collections.abc import Sequence
 from dataclasses import replace
+from datetime import datetime
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +21,7 @@ from tests.vision import scene
 from tests.vision.oracle import OracleDetector
 from vision.flags import read_flags_frame
 from vision.model import Detections
-from vision.pipeline import Pipeline, PipelineConfig, PipelineError, PipelineReport, state_path
+from vision.pipeline import Pipeline, PipelineConfig, PipelineError, PipelineReport, state_path, with_looks
 from vision.track import Evidence, Track
 
 EXPECTED = sorted((o.object_id, rule) for o, violation, rule in scene.OBJECTS if violation)
@@ -293,3 +294,68 @@ def test_a_detection_of_a_size_its_class_cannot_have_is_dropped(tmp_path: Path) 
     ungated = _run(frames, tmp_path / "all.gpkg", misread, novelty_min=0.0, class_size_m={})  # type: ignore[arg-type]
     assert ungated.implausible == 0
     assert ("T3", "vehicle_on_green") in _matched(tmp_path / "all.gpkg")
+
+
+class _Faint:
+    """The oracle with every score lowered to ``score`` (below the flag score), seen only in ``frame_ids``."""
+
+    def __init__(self, inner: OracleDetector, score: float, frame_ids: set[str]) -> None:
+        self.inner, self.score, self.frame_ids = inner, score, frame_ids
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        return self.inner.class_names
+
+    def detect(self, images: Sequence[npt.NDArray[np.uint8]], frame_ids: Sequence[str]) -> list[Detections]:
+        found = []
+        for detections in self.inner.detect(images, frame_ids):
+            seen = detections.frame_id in self.frame_ids
+            kept = detections.filter(np.full(len(detections), seen))
+            found.append(replace(kept, scores=np.full(len(kept), self.score, np.float32)))
+        return found
+
+
+def test_a_faint_object_in_view_of_one_frame_only_still_becomes_a_flag(tmp_path: Path) -> None:
+    """A short patrol's single pass: the one frame that looked saw the object, so one sighting is enough."""
+    frames = scene.frames()
+    only = frames[5:6]
+    report = _run(only, tmp_path / "one.gpkg", _Faint(scene.oracle(only), 0.3, {only[0].frame_id}))
+    flagged = _matched(tmp_path / "one.gpkg")
+    assert report.flags >= 1 and set(flagged) <= set(EXPECTED)
+    state = json.loads(state_path(tmp_path / "one.gpkg").read_text("utf-8"))
+    assert all(track["sightings"] == 1 for track in state["tracks"])
+
+
+def test_a_faint_one_frame_reading_where_several_frames_looked_is_no_flag(tmp_path: Path) -> None:
+    frames = scene.frames()
+    detector = _Faint(scene.oracle(frames), 0.3, {frames[5].frame_id})
+    report = _run(frames, tmp_path / "many.gpkg", detector, novelty_min=0.0)
+    assert report.tracks >= 1 and report.flags == 0
+
+
+def test_looks_count_the_processed_footprints_holding_a_track() -> None:
+    inside, outside = _track("inside", "car", 1, 0.3, 75.0), _track("outside", "car", 1, 0.3, 500.0)
+    footprints = [shapely.box(0, 0, 100, 50), shapely.box(50, 0, 150, 50), shapely.box(200, 0, 300, 50)]
+    assert [t.looks for t in with_looks([inside, outside], footprints)] == [2, 0]
+    assert with_looks([], footprints) == []
+
+
+def test_a_track_needs_no_more_sightings_than_frames_looked_at_it() -> None:
+    once, twice = _track("once", "car", 1, 0.3), _track("twice", "car", 2, 0.3, 90.0)
+    single_look = [replace(once, looks=1), replace(twice, looks=2)]
+    assert _flagged(single_look, min_sightings=3) == ["once", "twice"]
+    many_looks = [replace(once, looks=4), replace(twice, looks=4)]
+    assert _flagged(many_looks, min_sightings=3) == []
+    assert _flagged([once, twice], min_sightings=2) == ["twice"]  # looks not counted: min_sightings holds
+
+
+def test_each_track_keeps_one_crop_of_its_best_view(tmp_path: Path) -> None:
+    output = tmp_path / "flags.gpkg"
+    _run(scene.frames(), output, scene.oracle(scene.frames(), jitter_px=3.0), novelty_min=0.0)
+    tracks = json.loads(state_path(output).read_text("utf-8"))["tracks"]
+    crops = sorted(p.name for p in (tmp_path / "flags_evidence").glob("*.jpg"))
+    assert crops == sorted(f"{t['track_id']}_{t['evidence']['frame_id']}.jpg" for t in tracks)
+    first_frames = [
+        f"f{(datetime.fromisoformat(t['first_seen']) - scene.T0).seconds // 2:04d}" for t in tracks
+    ]
+    assert any(t["evidence"]["frame_id"] != first for t, first in zip(tracks, first_frames, strict=True))
