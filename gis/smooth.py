@@ -7,10 +7,12 @@ without separating anything that a straighter line between the same buildings wo
 Each shared boundary (a *chain*: the edges between two polygons from one junction to the next) is pulled
 taut like a string whose ends are held. A bend of the chain is cut off when the triangle it spans holds no
 vertex of any boundary; where building corners lie in it the chain wraps around them (their convex hull).
-Community outlines and the junctions of three polygons stay where they are. Where a micro-grid boundary meets
-a grid boundary (a T-junction) the junction slides along the micro-grid boundary's last edge, so a grid
-boundary is pulled taut as a whole rather than piece by piece between micro-grids. Grid boundaries are pulled
-first, then the boundaries between micro-grids of one grid.
+Community outlines stay where they are. Where a micro-grid boundary meets a grid boundary (a T-junction) the
+junction slides along the micro-grid boundary's last edge, so a grid boundary is pulled taut as a whole rather
+than piece by piece between micro-grids. Grid boundaries are pulled first, then the boundaries between
+micro-grids of one grid. Then each junction of three or more polygons off the outlines moves towards the point
+where its (now straight) first edges are shortest in sum, as far as the free space allows, and the chains that
+end there are pulled again.
 
 Only areas free of buildings change hands, so every building keeps its grid and micro-grid; both neighbours
 of a chain are rebuilt from the same pulled chain, so the polygons still tile their community; grids are the
@@ -137,8 +139,15 @@ def _straighten_rings(rings: _Rings, grid: Ints, area: Ints, footprints: Geoms) 
     """Polygons rebuilt from ``rings`` with every chain pulled taut, and which of them changed."""
     net = _Network.of(rings, grid, area)
     obstacles = _obstacles(rings, net, footprints)
+    every = np.ones(len(net.chains), dtype=bool)
     for kind in (_GRID, _MICRO):
-        _pull(net, obstacles, kind)
+        _pull(net, obstacles, kind, every)
+    moved = _relocate_junctions(rings, net, obstacles)
+    if len(moved):
+        ends = net.final.vertices[np.r_[net.final.start[:-1], net.final.start[1:] - 1]]
+        again = np.isin(ends, moved).reshape(2, -1).sum(axis=0) > 0
+        for kind in (_GRID, _MICRO):
+            _pull(net, obstacles, kind, again)
     return _rebuild(rings, net, obstacles)
 
 
@@ -276,13 +285,17 @@ class _Chains:
 @dataclass
 class _Network:
     """The chains of the coverage as found (``chains``) and as pulled so far (``final``), the vertices where
-    ring pieces start and end (``anchor``: junctions and T-junctions), the T-junctions (``tee``) and the
-    vertices that never move (``pinned``). The masks grow to the obstacle table once it is built."""
+    ring pieces start and end (``anchor``: junctions and T-junctions), the T-junctions (``tee``), the
+    junctions off every outline whose edges all lie on chains (``free``: they may move), the vertices on an
+    outline (``outline``) and the vertices that never move (``pinned``). The masks grow to the obstacle table
+    once it is built."""
 
     chains: _Chains
     final: _Chains
     anchor: Mask
     tee: Mask
+    free: Mask
+    outline: Mask
     pinned: Mask
 
     @staticmethod
@@ -303,12 +316,18 @@ class _Network:
             for k, through in ((_GRID, through_grid), (_MICRO, through_micro))
         ]
         chains = _Chains.join(parts)
-        return _Network(chains, chains, anchor, tee, np.zeros(n, dtype=bool))
+        chain_ends = np.bincount(
+            np.r_[chains.start[:-1], chains.start[1:] - 1], minlength=len(chains.vertices)
+        )
+        ends_at = np.bincount(chains.vertices, weights=chain_ends, minlength=n)
+        free = anchor & ~tee & (n_fixed == 0) & (n_grid + n_micro >= 3) & (ends_at == n_grid + n_micro)
+        return _Network(chains, chains, anchor, tee, free, n_fixed > 0, np.zeros(n, dtype=bool))
 
     def extend(self, n: int) -> None:
-        """Grow the vertex masks to ``n`` points (footprint corners are never anchors or T-junctions)."""
+        """Grow the vertex masks to ``n`` points (footprint corners are never anchors or junctions)."""
         grow = np.zeros(n - len(self.anchor), dtype=bool)
         self.anchor, self.tee = np.r_[self.anchor, grow], np.r_[self.tee, grow]
+        self.free, self.outline = np.r_[self.free, grow], np.r_[self.outline, grow]
 
 
 def _undirected(rings: _Rings, grid: Ints, area: Ints) -> tuple[Ints, Ints, Ints, Ints, Ints]:
@@ -430,6 +449,7 @@ class _Obstacles:
     wedge_start: Ints
     wedge: Ints
     moved: Mask
+    footprints: shapely.STRtree
     moved_tree: tuple[shapely.STRtree, Ints] | None = None
 
     def near(self, triangles: Geoms) -> tuple[Ints, Ints]:
@@ -470,7 +490,8 @@ def _obstacles(rings: _Rings, net: _Network, footprints: Geoms) -> _Obstacles:
     on_chain, corner = np.zeros(len(xy), dtype=bool), np.zeros(len(xy), dtype=bool)
     on_chain[:n], corner[corner_ids] = True, True
     net.extend(len(xy))
-    net.pinned = _pinned(xy, net.chains, footprints)
+    footprint_tree = shapely.STRtree(footprints)
+    net.pinned = _pinned(xy, net.chains, footprint_tree)
     return _Obstacles(
         xy=xy,
         tree=shapely.STRtree(shapely.points(xy)),
@@ -479,6 +500,7 @@ def _obstacles(rings: _Rings, net: _Network, footprints: Geoms) -> _Obstacles:
         wedge_start=np.searchsorted(corner_ids[order], np.arange(len(xy) + 1)),
         wedge=wedge,
         moved=np.zeros(len(xy), dtype=bool),
+        footprints=footprint_tree,
     )
 
 
@@ -494,14 +516,14 @@ def _footprint_corners(footprints: Geoms) -> tuple[Floats, Ints, Ints]:
     return coords, before, after
 
 
-def _pinned(xy: Floats, chains: _Chains, footprints: Geoms) -> Mask:
+def _pinned(xy: Floats, chains: _Chains, footprints: shapely.STRtree) -> Mask:
     """Ends of the chain edges that touch a footprint (or pass within :data:`TOUCH_M`): those edges never
     move, so no footprint edge ever crosses a moving chain edge."""
     pinned = np.zeros(len(xy), dtype=bool)
     start, stop = chains.edges()
-    if len(start) and len(footprints):
+    if len(start) and len(footprints.geometries):
         lines = shapely.linestrings(np.stack([xy[start], xy[stop]], axis=1))
-        hit = shapely.STRtree(footprints).query(lines, predicate="dwithin", distance=TOUCH_M)[0]
+        hit = footprints.query(lines, predicate="dwithin", distance=TOUCH_M)[0]
         pinned[start[hit]] = pinned[stop[hit]] = True
     return pinned
 
@@ -578,8 +600,9 @@ class _Links:
         return _Chains(vertices, start, chains.kind)
 
 
-def _pull(net: _Network, obstacles: _Obstacles, kind: int) -> None:
-    """Pull the chains of ``kind`` taut: cut bends round after round until none shortens its chain.
+def _pull(net: _Network, obstacles: _Obstacles, kind: int, scope: Mask) -> None:
+    """Pull the chains of ``kind`` (of those in ``scope``) taut: cut bends round after round until none
+    shortens its chain.
 
     Each round takes the bends smaller (by triangle area) than both neighbours, so no two are next to each
     other and the smallest go first, as in Visvalingam-Whyatt simplification. Bends of one round cannot get
@@ -588,7 +611,7 @@ def _pull(net: _Network, obstacles: _Obstacles, kind: int) -> None:
     rest has settled, as that vertex may have gone.
     """
     links = _Links.of(net.final, kind, net)
-    active = links.movable.copy()
+    active = links.movable & np.r_[scope, False][links.chain]
     while True:
         changes = 0
         while active.any():
@@ -600,7 +623,7 @@ def _pull(net: _Network, obstacles: _Obstacles, kind: int) -> None:
             links.stuck[touched] = False
         if changes == 0:
             break
-        active = links.movable & ~links.stuck
+        active = links.movable & ~links.stuck & np.r_[scope, False][links.chain]
     net.final = links.paths(net.final, kind)
 
 
@@ -865,6 +888,211 @@ def _ray_hits(origin: Floats, direction: Floats, start: Floats, stop: Floats) ->
     ok = (np.abs(denom) > 1e-12) & (t > 1e-9) & (s > 1e-6) & (s < 1 - 1e-6)
     hits: Floats = np.where(ok, t, np.inf)
     return hits
+
+
+# --- moving junctions ---------------------------------------------------------------------------------------
+
+#: Weiszfeld steps towards the point nearest a junction's neighbours (a few metres at most remain).
+_MEDIAN_STEPS = 8
+#: Fractions of the way to that point that are tried, the longest first.
+_STEP_FRACTIONS = (1.0, 0.5, 0.25)
+#: A moved junction keeps this far from its neighbours, so no two boundary vertices merge.
+_NEIGHBOUR_GAP_M = 0.5
+
+
+def _relocate_junctions(rings: _Rings, net: _Network, obstacles: _Obstacles) -> Ints:
+    """Move the free junctions towards the point nearest their neighbours on the pulled chains; returns
+    those that moved.
+
+    A taut chain runs straight from its junction to its first vertex, so the junction's chains are shortest
+    where the sum of the distances to those neighbours is least (their geometric median). A move sweeps the
+    triangles (old place, new place, neighbour); it is taken only where they hold no boundary vertex or
+    footprint corner, their new sides cross no boundary edge and they overlap no footprint, so the polygons
+    still tile and every building keeps its side. Moves are checked against the boundaries as they were, so
+    of two moves whose envelopes meet only the one that gains more goes.
+    """
+    junction, neighbour = _junction_ends(net)
+    if len(junction) == 0:
+        return junction
+    xy = obstacles.xy
+    group, row_group = np.unique(junction, return_inverse=True)
+    start = xy[group]
+    target = _median(start, xy[neighbour], row_group)
+    nearby = _Nearby.of(obstacles, _Edges.of(rings, net, xy), (junction, neighbour, target[row_group]))
+    place, gain = start.copy(), np.zeros(len(group))
+    for fraction in _STEP_FRACTIONS:
+        to = start + fraction * (target - start)
+        tried = np.where(gain == 0, _move_gain(start, to, xy[neighbour], row_group), 0.0)
+        wanted = tried[row_group] >= GAIN_MIN_M
+        safe = nearby.safe(obstacles, (junction, neighbour, to[row_group]), wanted)
+        bad = np.bincount(row_group, weights=~safe, minlength=len(group)) > 0
+        bad |= ~_same_order(start, to, xy[neighbour], row_group)
+        take = (tried >= GAIN_MIN_M) & ~bad
+        place[take], gain[take] = to[take], tried[take]
+    chosen = _without_conflicts(place, gain, xy[neighbour], row_group)
+    obstacles.move(group[chosen], place[chosen])
+    obstacles.refresh()
+    moved: Ints = group[chosen]
+    return moved
+
+
+def _junction_ends(net: _Network) -> tuple[Ints, Ints]:
+    """Per end of a pulled chain at a free junction that is not pinned: the junction and the vertex next to it."""
+    chains = net.final
+    first, last = chains.start[:-1], chains.start[1:] - 1
+    ends = np.r_[chains.vertices[first], chains.vertices[last]]
+    neighbours = np.r_[chains.vertices[first + 1], chains.vertices[last - 1]]
+    keep = net.free[ends] & ~net.pinned[ends]
+    return ends[keep], neighbours[keep]
+
+
+def _median(start: Floats, points: Floats, group: Ints) -> Floats:
+    """Per group, the point nearest in total distance to its ``points`` (Weiszfeld's iteration from ``start``)."""
+    place = start
+    for _ in range(_MEDIAN_STEPS):
+        weight = 1.0 / np.maximum(_norm(points - place[group]), 1e-6)
+        total = np.bincount(group, weights=weight, minlength=len(start))
+        x = np.bincount(group, weights=weight * points[:, 0], minlength=len(start))
+        y = np.bincount(group, weights=weight * points[:, 1], minlength=len(start))
+        place = np.column_stack([x, y]) / total[:, None]
+    return place
+
+
+def _move_gain(start: Floats, to: Floats, points: Floats, group: Ints) -> Floats:
+    """Per group, how much shorter the edges to its points get from ``start`` to ``to``; -inf where ``to``
+    comes closer than :data:`_NEIGHBOUR_GAP_M` to one of them."""
+    now, then = _norm(points - start[group]), _norm(points - to[group])
+    n = len(start)
+    gain: Floats = np.bincount(group, weights=now - then, minlength=n).astype(np.float64)
+    gain[np.bincount(group, weights=then < _NEIGHBOUR_GAP_M, minlength=n) > 0] = -np.inf
+    return gain
+
+
+@dataclass(frozen=True)
+class _Edges:
+    """Every boundary edge now, the pulled chains' and the outlines' (between two outline vertices), indexed."""
+
+    tree: shapely.STRtree
+    start: Ints
+    stop: Ints
+
+    @staticmethod
+    def of(rings: _Rings, net: _Network, xy: Floats) -> _Edges:
+        start, stop = net.final.edges()
+        a, b = rings.vid, rings.following()
+        outline = net.outline[a] & net.outline[b]
+        start, stop = np.r_[start, a[outline]], np.r_[stop, b[outline]]
+        return _Edges(
+            shapely.STRtree(shapely.linestrings(np.stack([xy[start], xy[stop]], axis=1))), start, stop
+        )
+
+
+@dataclass(frozen=True)
+class _Nearby:
+    """What may be in the way of the junction moves (rows: junction, neighbour, farthest place): as (row,
+    item) pairs, the boundary vertices and footprint corners, the boundary edges (but the junction's own,
+    which go) and the footprints in the envelope of the triangle that the move's edge sweeps. A shorter move
+    sweeps part of that triangle, so one look-up serves every step tried."""
+
+    point: tuple[Ints, Ints]
+    edge: tuple[Ints, Ints]
+    footprint: tuple[Ints, Ints]
+    edges: _Edges
+
+    @staticmethod
+    def of(obstacles: _Obstacles, edges: _Edges, move: tuple[Ints, Ints, Floats]) -> _Nearby:
+        junction, neighbour, to = move
+        xy = obstacles.xy
+        triangles = shapely.polygons(np.stack([xy[junction], to, xy[neighbour], xy[junction]], axis=1))
+        row, point = obstacles.near(triangles)
+        keep = (point != junction[row]) & (point != neighbour[row])
+        row_e, edge = edges.tree.query(triangles)
+        keep_e = (edges.start[edge] != junction[row_e]) & (edges.stop[edge] != junction[row_e])
+        return _Nearby(
+            (row[keep], point[keep]),
+            (row_e[keep_e], edge[keep_e]),
+            obstacles.footprints.query(triangles),
+            edges,
+        )
+
+    def safe(self, obstacles: _Obstacles, move: tuple[Ints, Ints, Floats], wanted: Mask) -> Mask:
+        """Per row (junction, neighbour, new place; rows not ``wanted`` count as unsafe): whether the
+        triangle that the edge sweeps is free: no boundary vertex or footprint corner in it, no boundary
+        edge across its new sides, no footprint overlapping it."""
+        junction, neighbour, to = move
+        xy = obstacles.xy
+        pv, pn = xy[junction], xy[neighbour]
+        row, point = self.point
+        sign, q = np.sign(_turns(pv, to, pn))[row], xy[point]
+        inside = (
+            (sign * _turns(pv[row], to[row], q) > -_AREA_EPS_M2)
+            & (sign * _turns(to[row], pn[row], q) > -_AREA_EPS_M2)
+            & (sign * _turns(pn[row], pv[row], q) > -_AREA_EPS_M2)
+        )
+        bad = ~wanted | (np.bincount(row[inside], minlength=len(junction)) > 0)
+        row, edge = self.edge
+        ea, eb = xy[self.edges.start[edge]], xy[self.edges.stop[edge]]
+        for a, b in ((pv[row], to[row]), (to[row], pn[row])):
+            bad[row[_cross_properly(a, b, ea, eb)]] = True
+        row, footprint = self.footprint
+        look = ~bad[row]
+        triangles = shapely.polygons(np.stack([pv, to, pn, pv], axis=1))
+        geoms = obstacles.footprints.geometries[footprint[look]]
+        bad[row[look][shapely.relate_pattern(triangles[row[look]], geoms, "2********")]] = True
+        safe: Mask = ~bad
+        return safe
+
+
+def _cross_properly(a: Floats, b: Floats, c: Floats, d: Floats) -> Mask:
+    """Per row: whether segments a-b and c-d cross at a point inside both."""
+    cross: Mask = (np.sign(_turns(a, b, c)) * np.sign(_turns(a, b, d)) < 0) & (
+        np.sign(_turns(c, d, a)) * np.sign(_turns(c, d, b)) < 0
+    )
+    return cross
+
+
+def _same_order(start: Floats, to: Floats, points: Floats, group: Ints) -> Mask:
+    """Per group: whether its points lie in the same cyclic order round ``to`` as round ``start`` (so the
+    polygons between its edges keep their places)."""
+    n, rows = len(start), np.arange(len(group))
+    counts = np.bincount(group, minlength=n)
+    offsets = np.cumsum(counts) - counts
+    rank = []
+    for origin in (start, to):
+        d = points - origin[group]
+        order = np.lexsort((np.arctan2(d[:, 1], d[:, 0]), group))
+        position = np.empty_like(rows)
+        position[order] = rows - offsets[group[order]]
+        rank.append(position)
+    shift = (rank[1] - rank[0]) % np.maximum(counts[group], 1)
+    low, high = np.full(n, len(group)), np.full(n, -1)
+    np.minimum.at(low, group, shift)
+    np.maximum.at(high, group, shift)
+    same: Mask = low >= high
+    return same
+
+
+def _without_conflicts(place: Floats, gain: Floats, points: Floats, group: Ints) -> Ints:
+    """The moves (gain > 0) to take: by gain, each one whose envelope (old place, new place, neighbours)
+    meets no envelope of a move taken before it."""
+    n = len(place)
+    low = np.column_stack([np.full(n, np.inf), np.full(n, np.inf)])
+    high = -low
+    np.minimum.at(low, group, points)
+    np.maximum.at(high, group, points)
+    low, high = np.minimum(low, place), np.maximum(high, place)
+    moving = np.flatnonzero(gain > 0)
+    boxes = shapely.box(low[moving, 0], low[moving, 1], high[moving, 0], high[moving, 1])
+    first, second = shapely.STRtree(boxes).query(boxes)
+    order = np.lexsort((second, first))
+    first, second = first[order], second[order]
+    blocked = np.zeros(len(moving), dtype=bool)
+    partners = np.split(second, np.searchsorted(first, np.arange(1, len(moving))))
+    for i in np.lexsort((moving, -gain[moving])).tolist():
+        if not blocked[i]:
+            blocked[partners[i]] = True
+            blocked[i] = False
+    return moving[~blocked]
 
 
 # --- rebuilding the polygons --------------------------------------------------------------------------------
