@@ -291,7 +291,9 @@ def test_after_a_reload_the_operator_reopens_a_flight_from_the_list(
     flags = page.evaluate("async () => (await window.skygrid.map.getSource('flags').getData()).features")
     assert len(flags) == flight["flags"]
     toasts = page.locator(".toast").all_inner_texts()
-    assert not [text for text in toasts if "飞行" in text], f"a flight that ended before was announced: {toasts}"
+    assert not [text for text in toasts if "飞行" in text], (
+        f"a flight that ended before was announced: {toasts}"
+    )
     page.click("#lang-toggle")
     expect(item).to_contain_text("done")
     expect(item).to_contain_text("Simulated flight")
